@@ -1,0 +1,64 @@
+"""Anomaly detection on host metrics: a synthetic host, detectors behind the Model protocol,
+training into a model version, side-by-side comparison, a psutil sampler and a load generator.
+
+The LSTM autoencoder (:mod:`driftline.anomaly.lstm`) needs the ``lstm`` extra and is not imported
+here, so this package imports without torch.
+"""
+
+from __future__ import annotations
+
+from driftline.anomaly.compare import ComparisonRow, compare_detectors, comparison_table
+from driftline.anomaly.dataset import (
+    ANOMALY_KINDS,
+    KIND_COLUMN,
+    LABEL_COLUMN,
+    METRIC_COLUMNS,
+    TIMESTAMP_COLUMN,
+    generate_host_metrics,
+)
+from driftline.anomaly.host import HostSampler
+from driftline.anomaly.load import CpuLoad, parse_duration, run_load
+from driftline.anomaly.models import (
+    CLASSES,
+    AnomalyDetector,
+    IsolationForestDetector,
+    SupervisedForestDetector,
+    proba_from_score,
+)
+from driftline.anomaly.training import (
+    DETECTOR_KINDS,
+    PREDICTED_COLUMN,
+    SCORE_COLUMN,
+    block_split,
+    detector_kind,
+    make_detector,
+    train_anomaly_bundle,
+)
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "CLASSES",
+    "DETECTOR_KINDS",
+    "KIND_COLUMN",
+    "LABEL_COLUMN",
+    "METRIC_COLUMNS",
+    "PREDICTED_COLUMN",
+    "SCORE_COLUMN",
+    "TIMESTAMP_COLUMN",
+    "AnomalyDetector",
+    "ComparisonRow",
+    "CpuLoad",
+    "HostSampler",
+    "IsolationForestDetector",
+    "SupervisedForestDetector",
+    "block_split",
+    "compare_detectors",
+    "comparison_table",
+    "detector_kind",
+    "generate_host_metrics",
+    "make_detector",
+    "parse_duration",
+    "proba_from_score",
+    "run_load",
+    "train_anomaly_bundle",
+]

@@ -1,0 +1,89 @@
+"""What every CLI command shares: the console, settings, opening the store and registry, and
+turning driftline errors into a clear message and exit code 1."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from driftline.config import Settings
+from driftline.errors import DriftlineError
+from driftline.registry import Registry
+from driftline.store import Store, open_store
+
+__all__ = ["State", "console", "fail", "format_ts", "handle_errors", "state"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class State:
+    """Built once in the CLI callback; opened lazily by the commands that need each part."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+        self._registry: Registry | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.settings.ensure_home()
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry.from_settings(self.settings, self.store)
+        return self._registry
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, State):  # pragma: no cover - the callback always sets it
+        raise RuntimeError("CLI state missing")
+    return obj
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Print a :class:`DriftlineError` as one red line and exit 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except DriftlineError as exc:
+            logging.getLogger("driftline").debug("command failed", exc_info=True)
+            raise fail(str(exc)) from exc
+
+    return wrapper
+
+
+def format_ts(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_metric(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

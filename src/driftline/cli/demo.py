@@ -1,0 +1,44 @@
+"""`driftline demo`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from driftline.cli.common import console, handle_errors, state
+from driftline.demo import DemoOptions, run_demo
+
+__all__ = ["register_command"]
+
+
+def register_command(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def demo(
+        ctx: typer.Context,
+        duration: Annotated[float, typer.Option(min=1, help="Seconds of traffic.")] = 120.0,
+        rate: Annotated[float, typer.Option(min=1, max=5_000, help="Requests per second.")] = 50.0,
+        seed: Annotated[int, typer.Option(help="Seed of data and model.")] = 7,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="API port.")] = 8000,
+        model: Annotated[str, typer.Option(help="hgb, rf or logreg.")] = "hgb",
+        label_delay: Annotated[
+            float, typer.Option(min=0, help="Seconds before each label is sent.")
+        ] = 2.0,
+        drift_at: Annotated[
+            float, typer.Option(min=0, max=1, help="When drift starts, as a share of --duration.")
+        ] = 0.3,
+        drift: Annotated[bool, typer.Option(help="Inject drift mid-run.")] = True,
+    ) -> None:
+        """Train a champion, serve it on 127.0.0.1, drive traffic and delayed labels, inject
+        drift part-way and show it being detected, with a live summary. Ctrl-C stops cleanly."""
+        options = DemoOptions(
+            duration=duration,
+            rate=rate,
+            seed=seed,
+            port=port,
+            model=model,
+            label_delay=label_delay,
+            drift_at=drift_at if drift else None,
+        )
+        run_demo(state(ctx).settings, options, console)

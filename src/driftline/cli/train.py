@@ -1,0 +1,114 @@
+"""`driftline train`: fit, evaluate, register."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from driftline.cli.common import console, fmt_metric, handle_errors, state
+from driftline.data.io import read_table
+from driftline.models.bundle import ModelBundle
+from driftline.registry import CHAMPION
+from driftline.training import train_model
+
+__all__ = ["metrics_table", "register_command"]
+
+METRIC_ROWS = (
+    ("accuracy", "Accuracy"),
+    ("f1_macro", "Macro F1"),
+    ("cohen_kappa", "Cohen's kappa"),
+    ("roc_auc", "ROC AUC"),
+    ("log_loss", "Log loss"),
+    ("brier", "Brier score"),
+)
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "Holdout metrics") -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, name in METRIC_ROWS:
+        table.add_row(name, fmt_metric(metrics.get(key)))
+    table.add_row("Rows", str(metrics.get("n", "-")))
+    return table
+
+
+def confusion_table(metrics: dict[str, Any]) -> Table:
+    classes = [str(c) for c in metrics.get("classes", [])]
+    table = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    table.add_column("")
+    for c in classes:
+        table.add_column(c, justify="right")
+    for c, row in zip(classes, metrics.get("confusion_matrix", []), strict=False):
+        table.add_row(c, *map(str, row))
+    return table
+
+
+def run_training(
+    data: Path, target: str, model: str, seed: int, holdout: float, allow_missing: bool
+) -> ModelBundle:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(f"reading {data}", total=None)
+        frame = read_table(data)
+        progress.update(task, description=f"read {len(frame):,} rows × {frame.shape[1]} columns")
+
+        def step(name: str) -> None:
+            progress.update(task, description=name)
+
+        result = train_model(
+            frame,
+            target,
+            kind=model,
+            seed=seed,
+            holdout=holdout,
+            allow_missing=allow_missing,
+            progress=step,
+        )
+        progress.update(task, description=f"trained in {result.seconds:.1f}s")
+    return result.bundle
+
+
+def register_command(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def train(
+        ctx: typer.Context,
+        data: Annotated[Path, typer.Argument(help="Training table (.csv or .parquet).")],
+        target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
+        model: Annotated[str, typer.Option("--model", "-m", help="hgb, rf or logreg.")] = "hgb",
+        seed: Annotated[int, typer.Option(help="Seed of the split and model.")] = 0,
+        holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Holdout share.")] = 0.25,
+        allow_missing: Annotated[
+            bool, typer.Option(help="Accept missing values in every feature at serving time.")
+        ] = False,
+        promote: Annotated[
+            bool, typer.Option(help="Make the new version champion right away.")
+        ] = False,
+        register: Annotated[bool, typer.Option(help="Register the model in MLflow.")] = True,
+    ) -> None:
+        """Train a classifier on DATA, print holdout metrics, and register it.
+
+        The first version of a model becomes champion; later ones wait for `models promote`
+        (or --promote).
+        """
+        bundle = run_training(data, target, model, seed, holdout, allow_missing)
+        console.print(metrics_table(bundle.metrics))
+        console.print(confusion_table(bundle.metrics))
+        if not register:
+            return
+        st = state(ctx)
+        version = st.registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
+        if promote and st.registry.alias(CHAMPION) != version:
+            st.registry.promote(version, actor="cli", reason="--promote at training")
+        aliases = st.registry.aliases()
+        where = [a for a, v in aliases.items() if v == version]
+        console.print(
+            f"[green]registered[/] {st.settings.model_name} version [bold]{version}[/]"
+            + (f" ({', '.join(where)})" if where else f" (champion is {aliases.get(CHAMPION)})")
+        )

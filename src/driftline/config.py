@@ -1,0 +1,170 @@
+"""Settings: the one reader of ``DRIFTLINE_*`` environment variables.
+
+A :class:`Settings` is built at start-up (``create_app(settings)`` or the CLI entry), never at
+import, so tests pass their own (``Settings(database_url="sqlite://")``).
+
+Defaults need no services: a SQLite store and a SQLite-backed MLflow registry, both inside
+``DRIFTLINE_HOME``. Point ``DRIFTLINE_DATABASE_URL`` at PostgreSQL and
+``DRIFTLINE_MLFLOW_TRACKING_URI`` at an MLflow server to share state between replicas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "normalize_database_url"]
+
+
+def normalize_database_url(url: str) -> str:
+    """Make a database URL usable by SQLAlchemy with psycopg 3.
+
+    >>> normalize_database_url("postgres://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    >>> normalize_database_url("postgresql://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    >>> normalize_database_url("sqlite:///x.db")
+    'sqlite:///x.db'
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything driftline can be configured with; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    home: Path = Field(default=Path(".driftline"), description="Where local state lives.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the store; default a SQLite file in home."
+    )
+    mlflow_tracking_uri: str = Field(
+        default="", description="MLflow tracking URI; default a SQLite-backed store in home."
+    )
+    mlflow_registry_uri: str = Field(
+        default="", description="MLflow registry URI; default the tracking URI."
+    )
+    model_name: str = Field(default="driftline", description="Registered model name.")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    queue_size: int = Field(default=20_000, ge=1, description="Prediction-log queue capacity.")
+    write_batch_size: int = Field(default=500, ge=1, description="Rows per store insert.")
+    flush_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Max delay before a logged prediction is durable."
+    )
+    queue_full_timeout_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long /predict waits for queue space before answering 503.",
+    )
+    max_batch_size: int = Field(default=1_000, ge=1, description="Max rows per /predict/batch.")
+    microbatch_max_wait_ms: float = Field(
+        default=1.0, ge=0, le=50, description="Max wait to gather concurrent /predict calls."
+    )
+    microbatch_max_size: int = Field(default=256, ge=1, description="Max rows per model call.")
+    compiled_preprocessing: bool = Field(
+        default=True,
+        description="Replay fitted scikit-learn preprocessing in NumPy (exact, much faster).",
+    )
+    reload_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often each worker polls the champion alias."
+    )
+    ws_max_events_per_second: float = Field(
+        default=20.0, gt=0, description="Per-client WebSocket prediction-event rate cap."
+    )
+    ws_queue_size: int = Field(default=256, ge=1, description="Per-client WebSocket buffer.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for admin endpoints; unset disables them."
+    )
+    scheduler: bool = Field(
+        default=True,
+        description="Run the monitor and the loop inside `driftline serve` (one worker leads).",
+    )
+    monitor_interval_seconds: float = Field(
+        default=300.0, gt=0, description="How often the in-process monitor writes a report."
+    )
+    monitor_window_seconds: float = Field(
+        default=3_600.0, gt=0, description="How much recent traffic a report looks at."
+    )
+    monitor_bucket_seconds: float = Field(
+        default=60.0, gt=0, description="Length of a time bucket of live profiles."
+    )
+    monitor_flush_seconds: float = Field(
+        default=10.0, gt=0, description="How often a worker writes its open buckets."
+    )
+    concept_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often new labels are fed to concept-drift detection."
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="Buckets older than this are deleted."
+    )
+    alerts_enabled: bool = Field(
+        default=True, description="Evaluate the built-in alert rules inside `driftline serve`."
+    )
+    alerts_config: Path | None = Field(
+        default=None, description="YAML/JSON file of notifiers and routes (none: record only)."
+    )
+    alerts_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the built-in alert rules are evaluated."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for stream ingestion."
+    )
+    stream_input: str = Field(default="driftline:features", description="Input stream key.")
+    stream_output: str = Field(default="driftline:predictions", description="Output stream key.")
+    stream_group: str = Field(default="driftline", description="Consumer group name.")
+    stream_batch_size: int = Field(default=100, ge=1, le=10_000, description="Events per read.")
+    stream_claim_idle_ms: int = Field(
+        default=30_000, ge=100, description="Claim a dead consumer's entries after this idle."
+    )
+    stream_maxlen: int = Field(
+        default=100_000, ge=1, description="Approximate cap of the output stream's length."
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("database_url", "mlflow_tracking_uri", "mlflow_registry_uri")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'driftline.db'}"
+        self.database_url = normalize_database_url(self.database_url)
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        if not self.mlflow_registry_uri:
+            self.mlflow_registry_uri = self.mlflow_tracking_uri
+        return self
+
+    @property
+    def spill_dir(self) -> Path:
+        """Append-only files holding records the store could not take yet."""
+        return self.home / "spill"
+
+    @property
+    def artifact_dir(self) -> Path:
+        """Where a local MLflow store keeps its artifacts."""
+        return self.home / "mlartifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Downloaded model versions, one folder each."""
+        return self.home / "cache"
+
+    def ensure_home(self) -> None:
+        """Create the home folders (idempotent)."""
+        for path in (self.home, self.spill_dir, self.artifact_dir, self.cache_dir):
+            path.mkdir(parents=True, exist_ok=True)

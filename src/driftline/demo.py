@@ -1,0 +1,494 @@
+"""`driftline demo`: the whole story on one machine, with no services.
+
+1. generate a seeded loan-applications dataset and train and register a champion;
+2. start the API on 127.0.0.1 (in this process);
+3. drive traffic through ``POST /predict`` at a steady rate, and send each request's true label
+   to ``POST /labels`` after a delay, as ground truth arrives in real life;
+4. show a live summary (requests, latency percentiles, accuracy on the labels so far) with the
+   URLs to open. Ctrl-C stops cleanly (the server drains its prediction log before exiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import uvicorn
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from driftline.config import Settings
+from driftline.data.inject import inject_drift
+from driftline.data.synthetic import TARGET, generate_loans, label_loans
+from driftline.errors import ConfigurationError
+from driftline.registry import CHAMPION, Registry
+from driftline.schema import label_text
+from driftline.service.app import create_app
+from driftline.store import open_store
+from driftline.training import train_model
+
+__all__ = ["DemoOptions", "DemoStats", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float = 120.0
+    rate: float = 50.0
+    seed: int = 7
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "hgb"
+    train_rows: int = 20_000
+    label_delay: float = 2.0
+    concurrency: int = 16
+    #: When (share of the duration) drift is injected; ``None``: no drift.
+    drift_at: float | None = 0.3
+    #: How often the in-process monitor reports, and over how much traffic.
+    monitor_every: float = 5.0
+    monitor_window: float = 30.0
+
+
+def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
+    """The demo runs the monitor on a short clock so the story fits in a couple of minutes."""
+    return settings.model_copy(
+        update={
+            "host": options.host,
+            "port": options.port,
+            "monitor_interval_seconds": options.monitor_every,
+            "monitor_window_seconds": options.monitor_window,
+            "monitor_bucket_seconds": 5.0,
+            "monitor_flush_seconds": 1.0,
+            "concept_poll_seconds": 1.0,
+            "reload_poll_seconds": 1.0,
+            "scheduler": True,
+        }
+    )
+
+
+def traffic_rows(n: int, chunk: int, *, seed: int, drifted: bool) -> pd.DataFrame:
+    """Live applications: like the training data, or after the world changed.
+
+    After the change, applicants earn more (income shifts by half a standard deviation), more
+    of them borrow for small businesses, and repayment follows a different rule (concept
+    drift): what the champion learned is partly wrong now.
+    """
+    frame = generate_loans(n, seed=seed + 1_000 + chunk)
+    if not drifted:
+        return frame
+    frame = inject_drift(frame, "mean_shift", feature="income", strength=0.5, seed=seed + chunk)
+    frame = inject_drift(frame, "category_mix", feature="purpose", strength=0.15, seed=seed + chunk)
+    frame[TARGET] = label_loans(
+        frame, concept="shifted", rng=np.random.default_rng(seed + 7_000 + chunk)
+    )
+    return frame
+
+
+@dataclass
+class DemoStats:
+    """What the traffic driver saw, from the client's side."""
+
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    labels_sent: int = 0
+    correct: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5_000))
+    model_versions: set[int] = field(default_factory=set)
+    last_error: str = ""
+    drift_started: float | None = None
+    drift_sample: int | None = None
+    latest_report: dict[str, Any] | None = None
+    #: (seconds since start, samples sent, what happened), in order.
+    timeline: list[tuple[float, int, str]] = field(default_factory=list)
+    seen_events: set[str] = field(default_factory=set)
+
+    def mark(self, key: str, text: str) -> None:
+        """Record a story event once."""
+        if key in self.seen_events:
+            return
+        self.seen_events.add(key)
+        self.timeline.append((self.elapsed, self.sent, text))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        return float(np.percentile(np.fromiter(self.latencies_ms, dtype=float), q))
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labels_sent if self.labels_sent else None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class ServerThread:
+    """The API in a background thread of this process (uvicorn installs no signal handlers
+    outside the main thread, so Ctrl-C stays with the demo)."""
+
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="driftline-api", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigurationError("the API did not start; see the log above")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def train_champion(settings: Settings, options: DemoOptions, say: Callable[[str], None]) -> int:
+    """Train and register the demo's model and make it champion; returns its version."""
+    say(f"generating {options.train_rows:,} loan applications (seed {options.seed})")
+    frame = generate_loans(options.train_rows, seed=options.seed)
+    say(f"training a {options.model} model")
+    result = train_model(frame, TARGET, kind=options.model, seed=options.seed)
+    metrics = result.metrics
+    say(
+        f"holdout accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['f1_macro']:.3f}, "
+        f"ROC AUC {metrics['roc_auc']:.3f}"
+    )
+    store = open_store(settings.database_url)
+    try:
+        registry = Registry.from_settings(settings, store)
+        version = registry.register(result.bundle, actor="demo", reason="demo baseline")
+        if registry.alias(CHAMPION) != version:
+            registry.promote(version, actor="demo", reason="demo baseline")
+    finally:
+        store.dispose()
+    say(f"registered version {version} as champion")
+    return version
+
+
+async def drive_traffic(
+    base_url: str,
+    options: DemoOptions,
+    stats: DemoStats,
+    stop: asyncio.Event,
+    *,
+    rows: Callable[[int, int, bool], pd.DataFrame] | None = None,
+) -> None:
+    """Send predictions at ``options.rate`` per second and their labels after a delay;
+    switch to drifted traffic at ``options.drift_at`` of the duration."""
+    make_rows = rows or (
+        lambda n, chunk, drifted: traffic_rows(n, chunk, seed=options.seed, drifted=drifted)
+    )
+    drift_time = (
+        stats.started + options.drift_at * options.duration
+        if options.drift_at is not None
+        else None
+    )
+    feature_names: list[str] | None = None
+    pending_labels: deque[tuple[float, str, Any, Any]] = deque()
+    limit = asyncio.Semaphore(options.concurrency)
+    interval = 1.0 / options.rate
+    deadline = stats.started + options.duration
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+
+        async def one(request_id: str, features: dict[str, Any], truth: Any) -> None:
+            async with limit:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/predict", json={"request_id": request_id, "features": features}
+                    )
+                except httpx.HTTPError as exc:
+                    stats.errors += 1
+                    stats.last_error = str(exc)
+                    return
+                stats.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+                if response.status_code != 200:
+                    stats.errors += 1
+                    stats.last_error = f"{response.status_code}: {response.text[:200]}"
+                    return
+                body = response.json()
+                stats.ok += 1
+                stats.model_versions.add(int(body["model_version"]))
+                due = time.monotonic() + options.label_delay
+                pending_labels.append((due, request_id, truth, body["prediction"]))
+
+        async def send_labels() -> None:
+            while not stop.is_set() or pending_labels:
+                now = time.monotonic()
+                batch = []
+                while pending_labels and (pending_labels[0][0] <= now or stop.is_set()):
+                    batch.append(pending_labels.popleft())
+                if batch:
+                    payload = {
+                        "labels": [
+                            {"request_id": rid, "label": truth} for _, rid, truth, _ in batch
+                        ]
+                    }
+                    try:
+                        response = await client.post("/labels", json=payload)
+                        if response.status_code == 200:
+                            stats.labels_sent += len(batch)
+                            stats.correct += sum(
+                                label_text(t) == label_text(p) for _, _, t, p in batch
+                            )
+                    except httpx.HTTPError as exc:
+                        stats.last_error = str(exc)
+                if stop.is_set() and not pending_labels:
+                    return
+                await asyncio.sleep(0.25)
+
+        labeller = asyncio.create_task(send_labels())
+        tasks: set[asyncio.Task[None]] = set()
+        chunk = 0
+        drifted = False
+        frame = make_rows(500, chunk, drifted)
+        position = 0
+        next_send = time.monotonic()
+        while not stop.is_set() and time.monotonic() < deadline:
+            if drift_time is not None and not drifted and time.monotonic() >= drift_time:
+                drifted = True
+                stats.drift_started = stats.elapsed
+                stats.drift_sample = stats.sent
+                stats.mark(
+                    "drift",
+                    "drift injected: income +0.5 SD, more small-business loans, new repayment rule",
+                )
+                position = len(frame)  # switch now
+            if position >= len(frame):
+                chunk += 1
+                frame = make_rows(500, chunk, drifted)
+                position = 0
+            row = frame.iloc[position]
+            position += 1
+            if feature_names is None:
+                feature_names = [c for c in frame.columns if c != TARGET]
+            features = {k: _plain(row[k]) for k in feature_names}
+            request_id = f"demo-{options.seed}-{stats.sent:07d}"
+            stats.sent += 1
+            task = asyncio.create_task(one(request_id, features, _plain(row[TARGET])))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            next_send += interval
+            delay = next_send - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        stop.set()
+        await labeller
+
+
+async def watch_reports(base_url: str, stats: DemoStats, stop: asyncio.Event) -> None:
+    """Follow the monitor's reports and note when each kind of drift is first detected."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as client:
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                response = await client.get("/reports/latest")
+                if response.status_code == 200:
+                    body = response.json()
+                    stats.latest_report = body
+                    if stats.drift_started is not None:
+                        note_detections(stats, body)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def note_detections(stats: DemoStats, body: dict[str, Any]) -> None:
+    """Add first detections after the drift began to the timeline."""
+    started = stats.drift_started or 0.0
+    if (body.get("window") or {}).get("end", 0) < time.time() - (stats.elapsed - started):
+        return  # a report from before the drift
+    drift = body.get("data_drift") or {}
+    flagged = [
+        f["feature"] for f in drift.get("features", []) if f["severity"] in ("warning", "critical")
+    ]
+    if drift.get("severity") in ("warning", "critical"):
+        stats.mark("data", f"data drift reported ({drift['severity']}): {', '.join(flagged)}")
+    prediction = body.get("prediction_drift") or {}
+    if prediction.get("severity") in ("warning", "critical"):
+        stats.mark("prediction", f"prediction drift reported ({prediction['severity']})")
+    concept = body.get("concept_drift") or {}
+    if concept.get("n_drifts", 0) > 0:
+        stats.mark("concept", "concept drift confirmed on the labelled error stream")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def summary_table(stats: DemoStats, options: DemoOptions, base_url: str) -> Group:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    elapsed = max(stats.elapsed, 1e-9)
+    table.add_row("elapsed", f"{elapsed:,.0f}s of {options.duration:,.0f}s")
+    table.add_row(
+        "requests",
+        f"{stats.ok:,} ok · {stats.errors:,} errors · {stats.ok / elapsed:,.1f}/s",
+    )
+    p50, p95, p99 = (stats.percentile(q) for q in (50, 95, 99))
+    if p50 is not None:
+        table.add_row("latency", f"p50 {p50:.1f} ms · p95 {p95:.1f} ms · p99 {p99:.1f} ms")
+    accuracy = stats.accuracy
+    table.add_row(
+        "labels",
+        f"{stats.labels_sent:,} sent"
+        + (f" · accuracy so far {accuracy:.3f}" if accuracy is not None else ""),
+    )
+    table.add_row("model versions", ", ".join(map(str, sorted(stats.model_versions))) or "-")
+    if options.drift_at is not None:
+        at = options.drift_at * options.duration
+        phase = (
+            f"[bold red]drifted[/] since {stats.drift_started:.0f}s"
+            if stats.drift_started is not None
+            else f"baseline (drift at {at:.0f}s)"
+        )
+        table.add_row("traffic", phase)
+    report = stats.latest_report
+    if report is not None:
+        drift = report.get("data_drift") or {}
+        flagged = [
+            f["feature"]
+            for f in drift.get("features", [])
+            if f["severity"] in ("warning", "critical")
+        ]
+        perf = report.get("performance") or {}
+        est = (perf.get("estimated") or {}).get("accuracy")
+        real = (perf.get("realized") or {}).get("accuracy")
+        table.add_row(
+            "latest report",
+            f"{_status_markup(report.get('status'))} · data drift {drift.get('severity')}"
+            + (f" ({', '.join(flagged)})" if flagged else "")
+            + f" · concept {(report.get('concept_drift') or {}).get('state')}",
+        )
+        table.add_row(
+            "accuracy",
+            f"estimated {_num(est)} · realized {_num(real)} (last {options.monitor_window:.0f}s)",
+        )
+    if stats.last_error:
+        table.add_row("last error", stats.last_error[:120])
+    urls = Table(show_header=False, box=None, padding=(0, 2))
+    urls.add_row("API docs", f"{base_url}/docs")
+    urls.add_row("metrics", f"{base_url}/metrics")
+    urls.add_row("predictions", f"{base_url}/predictions?limit=20")
+    urls.add_row("live events", f"ws://{base_url.removeprefix('http://')}/ws")
+    urls.add_row("latest report", f"{base_url}/reports/latest")
+    parts: list[Any] = [Panel(table, title="driftline demo", border_style="cyan")]
+    if stats.timeline:
+        parts.append(Panel(timeline_table(stats), title="timeline", border_style="magenta"))
+    parts.append(Panel(urls, title="open", border_style="dim"))
+    return Group(*parts)
+
+
+def timeline_table(stats: DemoStats) -> Table:
+    table = Table(box=None, padding=(0, 2))
+    for col in ("t", "samples", "after drift", "event"):
+        table.add_column(col, justify="right" if col != "event" else "left")
+    for t, sent, text in stats.timeline:
+        after = "-"
+        if (
+            stats.drift_started is not None
+            and stats.drift_sample is not None
+            and t >= stats.drift_started
+        ):
+            after = f"{t - stats.drift_started:.0f}s / {sent - stats.drift_sample:,} samples"
+        table.add_row(f"{t:.0f}s", f"{sent:,}", after, text)
+    return table
+
+
+def _num(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def _status_markup(status: Any) -> str:
+    color = {"ok": "green", "warning": "yellow", "critical": "red"}.get(str(status), "white")
+    return f"[{color}]{status}[/]"
+
+
+def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoStats:
+    """Run the demo; returns the client-side statistics."""
+    if not port_is_free(options.host, options.port):
+        raise ConfigurationError(
+            f"port {options.port} on {options.host} is busy; pass --port to use another"
+        )
+    settings = demo_settings(settings, options)
+    settings.ensure_home()
+    console.rule("[bold]driftline demo")
+    train_champion(settings, options, lambda text: console.print(f"• {text}"))
+    server = ServerThread(settings, options.host, options.port)
+    server.start()
+    base_url = f"http://{options.host}:{options.port}"
+    console.print(f"• API listening on {base_url}")
+    stats = DemoStats()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # First Ctrl-C: stop sending, flush the labels still due, shut the API down.
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+        traffic = asyncio.create_task(drive_traffic(base_url, options, stats, stop))
+        watcher = asyncio.create_task(watch_reports(base_url, stats, stop))
+        with Live(
+            summary_table(stats, options, base_url), console=console, refresh_per_second=4
+        ) as live:
+            while not traffic.done():
+                live.update(summary_table(stats, options, base_url))
+                await asyncio.sleep(0.25)
+            live.update(summary_table(stats, options, base_url))
+        await traffic
+        stop.set()
+        await watcher
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        console.print("[yellow]stopping (Ctrl-C)…")
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+    accuracy = f", accuracy {stats.accuracy:.3f}" if stats.accuracy is not None else ""
+    console.print(
+        f"[green]done[/]: {stats.ok:,} predictions, {stats.labels_sent:,} labels{accuracy}"
+    )
+    if stats.timeline:
+        console.print(Panel(timeline_table(stats), title="what happened", border_style="magenta"))
+    return stats

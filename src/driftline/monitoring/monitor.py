@@ -1,0 +1,298 @@
+"""The monitor job: one report over a window of live traffic.
+
+Merges every worker's buckets of the champion over the window (O(bins × buckets)), then runs
+the pure library on them: data drift and prediction drift (:mod:`driftline.drift.decision`),
+data quality (:mod:`driftline.quality`), the label-free performance estimate
+(:mod:`driftline.performance`), realized metrics on the labels that arrived, and the state of
+concept-drift detection (kept up to date by :mod:`driftline.monitoring.concept`). The report is
+persisted, exported as metrics, listed by ``GET /reports`` and printed by ``driftline check``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from driftline.drift.decision import (
+    DatasetDrift,
+    DriftPolicy,
+    decide_drift,
+    decide_prediction_drift,
+)
+from driftline.errors import NotReadyError
+from driftline.models.bundle import ModelBundle
+from driftline.monitoring.concept import concept_status
+from driftline.monitoring.reference import MonitoringReference, reference_for
+from driftline.monitoring.window import WindowSummary, summarize
+from driftline.performance import compare, estimate, realized_metrics
+from driftline.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.quality import QualityPolicy, QualityReport, check_quality
+from driftline.registry import CHAMPION, Registry
+from driftline.schema import label_text
+from driftline.store import Store, queries
+
+__all__ = ["SEVERITY_CODE", "MonitorOptions", "jsonable", "run_monitor", "window_summary"]
+
+#: Severity as a number, for gauges and for "the worst of" comparisons.
+SEVERITY_CODE = {"insufficient_data": -1, "none": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    window_seconds: float = 3_600.0
+    bucket_seconds: float = 60.0
+    drift: DriftPolicy = dataclasses.field(default_factory=DriftPolicy)
+    quality: QualityPolicy = dataclasses.field(default_factory=QualityPolicy)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values (no NaN/inf — PostgreSQL's JSONB refuses them — and no numpy)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    return value
+
+
+def window_summary(
+    store: Store,
+    *,
+    version: int,
+    start: float,
+    end: float,
+    variant: str = "champion",
+    bucket_seconds: float = 60.0,
+) -> WindowSummary:
+    """Every worker's buckets of ``version`` in ``[start, end)``, merged."""
+    with store.sessions() as session:
+        rows = queries.buckets(
+            session=session, start=start, end=end, version=version, variant=variant
+        )
+    return summarize(
+        (r.payload for r in rows),
+        starts=(r.bucket_start for r in rows),
+        bucket_seconds=bucket_seconds,
+    )
+
+
+def _drift_body(drift: DatasetDrift) -> dict[str, Any]:
+    return {
+        "severity": drift.severity,
+        "n_tested": drift.n_tested,
+        "n_drifted": drift.n_drifted,
+        "share_drifted": drift.share_drifted,
+        "n_reference_rows": drift.n_reference_rows,
+        "n_current_rows": drift.n_current_rows,
+        "alpha": drift.alpha,
+        "reasons": list(drift.reasons),
+        "features": [jsonable(dataclasses.asdict(f)) for f in drift.features],
+    }
+
+
+def _quality_body(report: QualityReport) -> dict[str, Any]:
+    return {
+        "severity": report.severity,
+        "insufficient_data": report.insufficient_data,
+        "n_rows": report.n_rows,
+        "rejected": report.rejected,
+        "findings": [jsonable(dataclasses.asdict(f)) for f in report.findings],
+    }
+
+
+def _shares(counts: Any) -> list[float]:
+    total = float(np.sum(counts))
+    return [float(c) / total if total else 0.0 for c in counts]
+
+
+def distributions(reference: DatasetProfile, current: DatasetProfile | None) -> dict[str, Any]:
+    """Reference and current bin shares per feature, for charts."""
+    out: dict[str, Any] = {}
+    ref_features = reference.features
+    cur_features = current.features if current is not None else {}
+    for name, ref in ref_features.items():
+        cur = cur_features.get(name)
+        if isinstance(ref, NumericProfile):
+            out[name] = {
+                "kind": "numeric",
+                "edges": jsonable(ref.edges),
+                "reference": _shares(ref.counts),
+                "current": _shares(cur.counts) if cur is not None else None,
+                "missing_reference": ref.missing_rate,
+                "missing_current": cur.missing_rate if cur is not None else None,
+            }
+        elif isinstance(ref, CategoricalProfile):
+            out[name] = {
+                "kind": "categorical",
+                "categories": [*ref.categories, "(unseen)"],
+                "reference": _shares(ref.counts),
+                "current": _shares(cur.counts) if cur is not None else None,
+                "missing_reference": ref.missing_rate,
+                "missing_current": cur.missing_rate if cur is not None else None,
+            }
+    return out
+
+
+def _status(body: Mapping[str, Any]) -> str:
+    codes = [
+        SEVERITY_CODE.get(body["data_drift"]["severity"], 0),
+        SEVERITY_CODE.get(body["prediction_drift"]["severity"], 0)
+        if body.get("prediction_drift")
+        else -1,
+    ]
+    if body["quality"]["severity"] == "hard":
+        codes.append(2)
+    elif body["quality"]["severity"] == "soft":
+        codes.append(1)
+    if body["concept_drift"].get("state") == "drift_confirmed":
+        codes.append(2)
+    worst = max(codes)
+    if worst < 0:
+        return "insufficient_data"
+    return {0: "ok", 1: "warning", 2: "critical"}[worst]
+
+
+def build_report(
+    *,
+    bundle: ModelBundle,
+    reference: MonitoringReference,
+    current: WindowSummary,
+    labeled: list[dict[str, Any]],
+    concept: dict[str, Any],
+    options: MonitorOptions,
+    model_name: str,
+    start: float,
+    end: float,
+) -> dict[str, Any]:
+    """The report body (JSON-safe) from already-gathered inputs; pure."""
+    features = current.features or reference.features.empty_like(seed=0)
+    data_drift = decide_drift(reference.features, features, policy=options.drift)
+    prediction_drift = None
+    if reference.outputs is not None:
+        outputs = current.outputs or reference.outputs.empty_like(seed=0)
+        prediction_drift = decide_prediction_drift(reference.outputs, outputs, policy=options.drift)
+    quality = check_quality(
+        reference.features, features, rejected=current.rejected, policy=options.quality
+    )
+    estimated = None
+    if current.sketch is not None and current.sketch.n > 0:
+        estimated = estimate(current.sketch)
+    realized = None
+    if labeled:
+        realized = realized_metrics(
+            [r["label"] for r in labeled],
+            [r["prediction"] for r in labeled],
+            labels=[label_text(c) for c in bundle.classes] or None,
+        )
+    body: dict[str, Any] = {
+        "ts": end,
+        "model_name": model_name,
+        "model_version": bundle.version,
+        "window": {
+            "start": start,
+            "end": end,
+            "seconds": end - start,
+            "buckets": current.buckets,
+        },
+        "rows": current.rows,
+        "requests": current.requests,
+        "errors": current.errors,
+        "rejected": current.rejected,
+        "p95_latency_ms": current.p95_latency_ms,
+        "data_drift": _drift_body(data_drift),
+        "prediction_drift": _drift_body(prediction_drift) if prediction_drift else None,
+        "quality": _quality_body(quality),
+        "performance": {
+            "reference_accuracy": reference.reference_accuracy,
+            "estimated": jsonable(estimated) if estimated is not None else None,
+            "realized": jsonable(realized) if realized is not None else None,
+            "comparison": jsonable(compare(estimated, realized)) if estimated else [],
+        },
+        "concept_drift": concept,
+        "distributions": distributions(reference.features, current.features),
+    }
+    body["status"] = _status(body)
+    return jsonable(body)  # type: ignore[no-any-return]
+
+
+def run_monitor(
+    *,
+    store: Store,
+    registry: Registry,
+    options: MonitorOptions = MonitorOptions(),
+    now: float | None = None,
+    version: int | None = None,
+    persist: bool = True,
+) -> dict[str, Any]:
+    """Write (and return) a report on the champion over the last ``window_seconds``."""
+    end = time.time() if now is None else now
+    start = end - options.window_seconds
+    chosen = version if version is not None else registry.alias(CHAMPION)
+    if chosen is None:
+        raise NotReadyError("no champion to monitor yet: train and register a model first")
+    bundle = registry.load(chosen)
+    reference = reference_for(bundle)
+    current = window_summary(
+        store, version=chosen, start=start, end=end, bucket_seconds=options.bucket_seconds
+    )
+    with store.sessions() as session:
+        labeled = queries.labeled_predictions(
+            session=session, start=start, end=end, version=chosen, limit=200_000
+        )
+    body = build_report(
+        bundle=bundle,
+        reference=reference,
+        current=current,
+        labeled=labeled,
+        concept=concept_status(store, registry.model_name, chosen),
+        options=options,
+        model_name=registry.model_name,
+        start=start,
+        end=end,
+    )
+    if persist:
+        with store.sessions.begin() as session:
+            body["id"] = queries.add_report(
+                session=session,
+                model_name=registry.model_name,
+                model_version=chosen,
+                window_start=start,
+                window_end=end,
+                status=body["status"],
+                body=body,
+                ts=end,
+            )
+            if body["status"] in ("warning", "critical"):
+                queries.add_audit(
+                    session=session,
+                    kind="drift_report",
+                    actor="monitor",
+                    model_version=chosen,
+                    message=f"monitor report {body['id']}: {body['status']}",
+                    details={
+                        "report_id": body["id"],
+                        "data_drift": body["data_drift"]["severity"],
+                        "prediction_drift": (body["prediction_drift"] or {}).get("severity"),
+                        "quality": body["quality"]["severity"],
+                        "concept_drift": body["concept_drift"].get("state"),
+                        "drifted_features": [
+                            f["feature"]
+                            for f in body["data_drift"]["features"]
+                            if f["severity"] in ("warning", "critical")
+                        ],
+                    },
+                )
+    return body

@@ -1,0 +1,1182 @@
+"""Reference and window profiles: binned, mergeable summaries of feature values.
+
+A profile turns rows into a few numbers per feature so that drift checks cost O(bins), not
+O(rows). The reference profile is built once from training data and fixes the bins: numeric
+features get inner edges at reference quantiles (the two ends stay open), categorical features
+get the reference categories plus one ``unseen`` bucket. Live traffic is binned into the *same*
+bins in small time buckets; buckets of the same reference add up, across time and across API
+workers, with :meth:`DatasetProfile.merge`.
+
+What merges how:
+
+* bin counts, missing counts, out-of-range counts: integer addition (exact, associative and
+  commutative);
+* per-bin sums, mean and ``m2`` (Welford, merged with Chan's formula): floating addition (exact
+  up to rounding);
+* the reservoir sample: every value gets a uniform random key and a profile keeps the
+  ``sample_size`` values with the smallest keys (bottom-k sampling). The union keeps the smallest
+  keys of both sides, so a merged sample is a uniform sample of all merged rows, each side
+  weighted by its size -- exact, associative and commutative;
+* the unseen-category tally: a Misra-Gries summary (exact while there are at most
+  ``unseen_capacity`` distinct unseen names; past that every count is an under-estimate by at
+  most ``unseen / (unseen_capacity + 1)``).
+
+Non-finite numbers and ``None``/NaN are *missing*. ``boolean`` features are profiled as numeric
+0/1 (that is how :meth:`FeatureSchema.to_frame` hands them to the model).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.errors import DataError
+from driftline.schema import FeatureSchema
+
+__all__ = [
+    "CategoricalProfile",
+    "DatasetProfile",
+    "FeatureProfile",
+    "NumericProfile",
+    "build_output_profile",
+    "build_reference_profile",
+    "merge_all",
+    "output_columns",
+]
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+IntArray: TypeAlias = npt.NDArray[np.int64]
+
+#: Profile format written by :meth:`DatasetProfile.to_dict`.
+FORMAT_VERSION = 1
+#: Default number of quantile bins of a numeric feature.
+DEFAULT_BINS = 20
+#: Default capacity of the reservoir sample of a numeric feature.
+DEFAULT_SAMPLE_SIZE = 256
+#: Default number of categories kept per categorical feature (as :mod:`driftline.schema`).
+DEFAULT_MAX_CATEGORIES = 1_000
+#: Default number of unseen category names tallied per categorical feature.
+DEFAULT_UNSEEN_CAPACITY = 20
+#: Output profile feature names.
+PREDICTION = "prediction"
+SCORE = "score"
+
+# Batches with at most this many (rows x numeric features x edges) comparisons are binned in
+# one broadcast comparison; bigger ones column by column with ``np.searchsorted``.
+_BROADCAST_LIMIT = 40_000
+# Up to this many edges, large batches are binned by comparing with each edge in turn.
+_SCAN_EDGES = 64
+# Batches up to this many rows map categories with a dict; bigger ones with ``pd.factorize``.
+_SMALL_CATEGORICAL = 64
+# Frames up to this many rows are converted to one object block in :meth:`add_frame`.
+_SMALL_FRAME = 64
+
+
+def _empty_float() -> FloatArray:
+    return np.zeros(0, dtype=np.float64)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _opt_float(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _float_or(value: Any, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _bin_index(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.integer[Any]]:
+    """Bin of each value: the number of edges at or below it.
+
+    For a few dozen edges, one vectorized comparison per edge is several times faster than
+    ``np.searchsorted`` (a binary search per value, with unpredictable branches).
+    """
+    if len(edges) > _SCAN_EDGES or len(values) < 1024:
+        return np.searchsorted(edges, values, side="right")
+    idx = np.zeros(len(values), dtype=np.uint8)
+    above = np.empty(len(values), dtype=bool)
+    for edge in edges.tolist():
+        np.greater_equal(values, edge, out=above)
+        np.add(idx, above, out=idx, casting="unsafe")
+    return idx
+
+
+def _merge_samples(
+    values_a: FloatArray,
+    keys_a: FloatArray,
+    values_b: FloatArray,
+    keys_b: FloatArray,
+    capacity: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Bottom-``capacity`` union of two keyed samples, sorted by (key, value)."""
+    values = np.concatenate([values_a, values_b])
+    keys = np.concatenate([keys_a, keys_b])
+    order = np.lexsort((values, keys))[:capacity]
+    return values[order], keys[order]
+
+
+def _merge_tallies(a: Mapping[str, int], b: Mapping[str, int], capacity: int) -> dict[str, int]:
+    """Merge two Misra-Gries summaries (Agarwal et al. 2012) keeping ``capacity`` counters."""
+    total: Counter[str] = Counter(a)
+    total.update(b)
+    if len(total) <= capacity:
+        return dict(sorted(total.items()))
+    cut = sorted(total.values(), reverse=True)[capacity]
+    return dict(sorted((k, v - cut) for k, v in total.items() if v > cut))
+
+
+# --- numeric --------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class NumericProfile:
+    """Binned summary of a numeric feature.
+
+    Bins are ``(-inf, edges[0])``, ``[edges[0], edges[1])``, ..., ``[edges[-1], inf)``: a value
+    equal to an edge falls in the bin to its right. ``counts`` and ``sums`` hold one entry per
+    bin (``len(edges) + 1``).
+
+    Parameters
+    ----------
+    edges
+        Strictly increasing inner edges.
+    counts
+        Number of present values per bin.
+    sums
+        Sum of the present values per bin (bin centroids are ``sums / counts``).
+    reference_minimum, reference_maximum
+        Range of the reference data; values outside it are counted in ``below_reference`` and
+        ``above_reference``.
+    missing
+        Number of missing (None, NaN, +-inf) values.
+    count
+        Number of present values.
+    minimum, maximum, mean, m2
+        Running minimum, maximum, mean and sum of squared deviations (Welford; merged with
+        Chan's formula). ``minimum``/``maximum`` are +-inf while ``count`` is 0.
+    sample, sample_keys, sample_size
+        Bottom-k reservoir: the ``sample_size`` values with the smallest random keys, sorted by
+        key.
+
+    Example
+    -------
+    >>> p = NumericProfile.empty(np.array([0.0, 1.0]), reference_minimum=-1.0,
+    ...                          reference_maximum=2.0)
+    >>> p.add(np.array([-2.0, 0.5, 0.5, 1.0, np.nan]), np.random.default_rng(0))
+    >>> p.counts.tolist(), p.missing, p.count, p.below_reference, round(p.mean, 3)
+    ([1, 2, 1], 1, 4, 1, 0.0)
+
+    References
+    ----------
+    Chan, Golub and LeVeque (1979), "Updating formulae and a pairwise algorithm for computing
+    sample variances". Efraimidis and Spirakis (2006), "Weighted random sampling with a
+    reservoir", Information Processing Letters 97(5).
+    """
+
+    kind: ClassVar[Literal["numeric"]] = "numeric"
+
+    edges: FloatArray
+    counts: IntArray
+    sums: FloatArray
+    reference_minimum: float | None = None
+    reference_maximum: float | None = None
+    missing: int = 0
+    count: int = 0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    mean: float = 0.0
+    m2: float = 0.0
+    below_reference: int = 0
+    above_reference: int = 0
+    sample: FloatArray = field(default_factory=_empty_float)
+    sample_keys: FloatArray = field(default_factory=_empty_float)
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+
+    @classmethod
+    def empty(
+        cls,
+        edges: npt.ArrayLike,
+        *,
+        reference_minimum: float | None = None,
+        reference_maximum: float | None = None,
+        sample_size: int = DEFAULT_SAMPLE_SIZE,
+    ) -> NumericProfile:
+        """A profile with the given bins and nothing counted yet."""
+        e = np.asarray(edges, dtype=np.float64)
+        if e.ndim != 1 or not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+            raise DataError("edges must be a 1-D array of finite, strictly increasing numbers")
+        if sample_size < 0:
+            raise DataError(f"sample_size must be >= 0, got {sample_size}")
+        return cls(
+            edges=e,
+            counts=np.zeros(len(e) + 1, dtype=np.int64),
+            sums=np.zeros(len(e) + 1, dtype=np.float64),
+            reference_minimum=reference_minimum,
+            reference_maximum=reference_maximum,
+            sample_size=sample_size,
+        )
+
+    # --- derived ----------------------------------------------------------------------------
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.counts)
+
+    @property
+    def total(self) -> int:
+        """Rows seen, present or missing."""
+        return self.count + self.missing
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.total if self.total else 0.0
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (``ddof=1``); 0 with fewer than two values."""
+        return self.m2 / (self.count - 1) if self.count > 1 else 0.0
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(self.variance, 0.0))
+
+    def centroids(self) -> FloatArray:
+        """Mean value per bin (NaN for empty bins)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts > 0, self.sums / np.maximum(self.counts, 1), np.nan)
+
+    # --- updates ----------------------------------------------------------------------------
+
+    def add(self, values: npt.ArrayLike, rng: np.random.Generator) -> None:
+        """Count a batch of values in place (``rng`` draws the reservoir keys)."""
+        x = np.asarray(values, dtype=np.float64).ravel()
+        finite = np.isfinite(x)
+        present = x if finite.all() else x[finite]
+        self.missing += int(len(x) - len(present))
+        n = len(present)
+        if n == 0:
+            return
+        idx = _bin_index(self.edges, present)
+        k = len(self.counts)
+        self.counts += np.bincount(idx, minlength=k)
+        self.sums += np.bincount(idx, weights=present, minlength=k)
+        if self.reference_minimum is not None:
+            self.below_reference += int(np.count_nonzero(present < self.reference_minimum))
+        if self.reference_maximum is not None:
+            self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
+        batch_mean = float(present.mean())
+        dev = present - batch_mean
+        self._merge_moments(n, batch_mean, float(dev @ dev))
+        self.minimum = min(self.minimum, float(present.min()))
+        self.maximum = max(self.maximum, float(present.max()))
+        self._sample_batch(present, rng)
+
+    def _merge_moments(self, n: int, mean: float, m2: float) -> None:
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    def _threshold(self) -> float:
+        """Keys below this can enter the reservoir."""
+        if len(self.sample_keys) < self.sample_size:
+            return 1.0
+        return float(self.sample_keys[-1]) if self.sample_size else 0.0
+
+    def _offer(self, values: FloatArray, keys: FloatArray) -> None:
+        self.sample, self.sample_keys = _merge_samples(
+            self.sample, self.sample_keys, values, keys, self.sample_size
+        )
+
+    def _sample_batch(self, present: FloatArray, rng: np.random.Generator) -> None:
+        n = len(present)
+        tau = self._threshold()
+        if tau <= 0.0:
+            return
+        cap = self.sample_size
+        if n <= 4 * cap + 64:
+            keys = rng.random(n)
+            take = keys < tau
+            if take.any():
+                self._offer(present[take], keys[take])
+            return
+        # Large batch: draw only the keys that can enter. Keys below ``q`` are a Binomial(n, q)
+        # number of uniformly placed uniforms on [0, q); ``q`` is chosen so that (with
+        # overwhelming probability) at least ``cap`` of them exist, which makes the result the
+        # exact bottom-k of n uniform keys.
+        q = min(tau, (cap + 10.0 * math.sqrt(cap) + 50.0) / n)
+        m = int(rng.binomial(n, q))
+        positions = rng.choice(n, size=m, replace=False)
+        merged_values, merged_keys = _merge_samples(
+            self.sample, self.sample_keys, present[positions], q * rng.random(m), cap
+        )
+        if q < tau and (len(merged_keys) < cap or merged_keys[-1] >= q):
+            # Not enough small keys drawn (practically never): draw them all.
+            keys = rng.random(n)
+            take = keys < tau
+            self._offer(present[take], keys[take])
+            return
+        self.sample, self.sample_keys = merged_values, merged_keys
+
+    # --- merging and persistence ------------------------------------------------------------
+
+    def empty_like(self, *, sample_size: int | None = None) -> NumericProfile:
+        """Same bins and reference range, nothing counted."""
+        return NumericProfile.empty(
+            self.edges,
+            reference_minimum=self.reference_minimum,
+            reference_maximum=self.reference_maximum,
+            sample_size=self.sample_size if sample_size is None else sample_size,
+        )
+
+    def check_compatible(self, other: NumericProfile, name: str = "") -> None:
+        if not np.array_equal(self.edges, other.edges):
+            raise DataError(f"feature '{name}': profiles have different bin edges")
+        if (self.reference_minimum, self.reference_maximum) != (
+            other.reference_minimum,
+            other.reference_maximum,
+        ):
+            raise DataError(f"feature '{name}': profiles have different reference ranges")
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        """Profile of the rows of both (a new object)."""
+        self.check_compatible(other)
+        out = self.empty_like(sample_size=max(self.sample_size, other.sample_size))
+        out.counts = self.counts + other.counts
+        out.sums = self.sums + other.sums
+        out.missing = self.missing + other.missing
+        out.below_reference = self.below_reference + other.below_reference
+        out.above_reference = self.above_reference + other.above_reference
+        out.minimum = min(self.minimum, other.minimum)
+        out.maximum = max(self.maximum, other.maximum)
+        out.count, out.mean, out.m2 = self.count, self.mean, self.m2
+        if other.count:
+            out._merge_moments(other.count, other.mean, other.m2)
+        out.sample, out.sample_keys = _merge_samples(
+            self.sample, self.sample_keys, other.sample, other.sample_keys, out.sample_size
+        )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "numeric",
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "sums": self.sums.tolist(),
+            "reference_minimum": self.reference_minimum,
+            "reference_maximum": self.reference_maximum,
+            "missing": self.missing,
+            "count": self.count,
+            "minimum": _opt_float(self.minimum),
+            "maximum": _opt_float(self.maximum),
+            "mean": self.mean,
+            "m2": self.m2,
+            "below_reference": self.below_reference,
+            "above_reference": self.above_reference,
+            "sample": self.sample.tolist(),
+            "sample_keys": self.sample_keys.tolist(),
+            "sample_size": self.sample_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
+        p = cls.empty(
+            data["edges"],
+            reference_minimum=data.get("reference_minimum"),
+            reference_maximum=data.get("reference_maximum"),
+            sample_size=int(data["sample_size"]),
+        )
+        p.counts = np.asarray(data["counts"], dtype=np.int64)
+        p.sums = np.asarray(data["sums"], dtype=np.float64)
+        if p.counts.shape != (len(p.edges) + 1,) or p.sums.shape != p.counts.shape:
+            raise DataError("numeric profile: counts and sums need len(edges) + 1 entries")
+        p.missing = int(data["missing"])
+        p.count = int(data["count"])
+        p.minimum = _float_or(data.get("minimum"), math.inf)
+        p.maximum = _float_or(data.get("maximum"), -math.inf)
+        p.mean = float(data["mean"])
+        p.m2 = float(data["m2"])
+        p.below_reference = int(data["below_reference"])
+        p.above_reference = int(data["above_reference"])
+        p.sample = np.asarray(data["sample"], dtype=np.float64)
+        p.sample_keys = np.asarray(data["sample_keys"], dtype=np.float64)
+        return p
+
+
+# --- categorical ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class CategoricalProfile:
+    """Counts of a categorical feature over fixed reference categories.
+
+    ``counts`` has one entry per category in ``categories`` plus a last ``unseen`` entry for
+    every other value. ``unseen_names`` tallies the most frequent unseen values (a Misra-Gries
+    summary with ``unseen_capacity`` counters).
+
+    Parameters
+    ----------
+    categories
+        The reference categories, as strings.
+    counts
+        Count per category, then the unseen count.
+    missing
+        Number of missing values (None, NaN).
+    unseen_names, unseen_capacity
+        Bounded tally of unseen values.
+
+    Example
+    -------
+    >>> p = CategoricalProfile.empty(("a", "b"))
+    >>> p.add(np.array(["a", "c", None, "b", "c", "a"], dtype=object))
+    >>> p.counts.tolist(), p.missing, p.unseen, p.unseen_names
+    ([2, 1, 2], 1, 2, {'c': 2})
+
+    References
+    ----------
+    Misra and Gries (1982), "Finding repeated elements", Science of Computer Programming 2(2).
+    Agarwal et al. (2012), "Mergeable summaries", PODS.
+    """
+
+    kind: ClassVar[Literal["categorical"]] = "categorical"
+
+    categories: tuple[str, ...]
+    counts: IntArray
+    missing: int = 0
+    unseen_names: dict[str, int] = field(default_factory=dict)
+    unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY
+    _lookup: dict[Any, int] = field(default_factory=dict, init=False, repr=False)
+    _index: pd.Index | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.categories = tuple(map(str, self.categories))
+        self._lookup = {c: i for i, c in enumerate(self.categories)}
+        if len(self._lookup) != len(self.categories):
+            raise DataError("categories must be distinct")
+
+    @classmethod
+    def empty(
+        cls, categories: Iterable[Any], *, unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY
+    ) -> CategoricalProfile:
+        """A profile over ``categories`` with nothing counted yet."""
+        cats = tuple(map(str, categories))
+        if unseen_capacity < 0:
+            raise DataError(f"unseen_capacity must be >= 0, got {unseen_capacity}")
+        return cls(
+            categories=cats,
+            counts=np.zeros(len(cats) + 1, dtype=np.int64),
+            unseen_capacity=unseen_capacity,
+        )
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.counts)
+
+    @property
+    def count(self) -> int:
+        """Present values (reference categories and unseen)."""
+        return int(self.counts.sum())
+
+    @property
+    def unseen(self) -> int:
+        return int(self.counts[-1])
+
+    @property
+    def total(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.total if self.total else 0.0
+
+    def add(self, values: Any) -> None:
+        """Count a batch of values in place (strings; other values compare by ``str``)."""
+        if len(values) <= _SMALL_CATEGORICAL:
+            self._add_small(values)
+        else:
+            self._add_large(values)
+
+    def _add_small(self, values: Iterable[Any]) -> None:
+        lookup = self._lookup
+        k = len(self.categories)
+        codes: list[int] = []
+        unseen: Counter[str] | None = None
+        for v in values:
+            code = lookup.get(v)
+            if code is None:
+                if _is_missing(v):
+                    self.missing += 1
+                    continue
+                code = lookup.get(str(v))
+                if code is None:
+                    if unseen is None:
+                        unseen = Counter()
+                    unseen[str(v)] += 1
+                    code = k
+            codes.append(code)
+        if codes:
+            if len(codes) == 1:
+                self.counts[codes[0]] += 1
+            else:
+                self.counts += np.bincount(codes, minlength=k + 1)
+        if unseen:
+            self.unseen_names = _merge_tallies(self.unseen_names, unseen, self.unseen_capacity)
+
+    def _add_large(self, values: Any) -> None:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        k = len(self.categories)
+        lookup = self._lookup
+        uniq = list(uniques)
+        lut = np.fromiter(
+            (lookup.get(u, lookup.get(str(u), k)) for u in uniq), dtype=np.int64, count=len(uniq)
+        )
+        present = codes >= 0
+        n_present = int(np.count_nonzero(present))
+        self.missing += len(codes) - n_present
+        if n_present == 0:
+            return
+        per_unique = np.bincount(codes[present], minlength=len(uniq))
+        self.counts += np.bincount(lut, weights=per_unique, minlength=k + 1).astype(np.int64)
+        new = np.flatnonzero(lut == k)
+        if len(new):
+            batch = {str(uniq[i]): int(per_unique[i]) for i in new}
+            if len(batch) > self.unseen_capacity:
+                batch = _merge_tallies({}, batch, self.unseen_capacity)
+            self.unseen_names = _merge_tallies(self.unseen_names, batch, self.unseen_capacity)
+
+    def top_unseen(self, n: int = 5) -> list[tuple[str, int]]:
+        """The most frequent unseen values (approximate counts, see the class docstring)."""
+        return sorted(self.unseen_names.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def empty_like(self) -> CategoricalProfile:
+        return CategoricalProfile.empty(self.categories, unseen_capacity=self.unseen_capacity)
+
+    def check_compatible(self, other: CategoricalProfile, name: str = "") -> None:
+        if self.categories != other.categories:
+            raise DataError(f"feature '{name}': profiles have different categories")
+
+    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+        """Profile of the rows of both (a new object)."""
+        self.check_compatible(other)
+        capacity = max(self.unseen_capacity, other.unseen_capacity)
+        out = CategoricalProfile.empty(self.categories, unseen_capacity=capacity)
+        out.counts = self.counts + other.counts
+        out.missing = self.missing + other.missing
+        out.unseen_names = _merge_tallies(self.unseen_names, other.unseen_names, capacity)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "categorical",
+            "categories": list(self.categories),
+            "counts": self.counts.tolist(),
+            "missing": self.missing,
+            "unseen_names": dict(self.unseen_names),
+            "unseen_capacity": self.unseen_capacity,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
+        p = cls.empty(data["categories"], unseen_capacity=int(data["unseen_capacity"]))
+        p.counts = np.asarray(data["counts"], dtype=np.int64)
+        if p.counts.shape != (len(p.categories) + 1,):
+            raise DataError("categorical profile: counts need len(categories) + 1 entries")
+        p.missing = int(data["missing"])
+        p.unseen_names = {str(k): int(v) for k, v in data["unseen_names"].items()}
+        return p
+
+
+FeatureProfile: TypeAlias = NumericProfile | CategoricalProfile
+
+
+# --- dataset --------------------------------------------------------------------------------
+
+
+class _NumericState:
+    """Every numeric feature's bins and moments as stacked arrays, for small batches.
+
+    Adding a few rows to ten features one by one costs more in Python overhead than in
+    arithmetic, so small batches update these arrays in a handful of vectorized calls; the
+    feature profiles are brought up to date when they are read (:meth:`DatasetProfile.sync`).
+    """
+
+    def __init__(self, names: list[str], profiles: list[NumericProfile]) -> None:
+        self.names = names
+        self.profiles = profiles
+        widest = max((len(p.edges) for p in profiles), default=0)
+        self.edges = np.full((len(profiles), max(widest, 1)), np.inf)
+        for j, p in enumerate(profiles):
+            self.edges[j, : len(p.edges)] = p.edges
+        sizes = np.array([len(p.counts) for p in profiles], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.slices = [slice(int(o), int(o + s)) for o, s in zip(self.offsets, sizes, strict=True)]
+        self.total = int(sizes.sum())
+        self.ref_min = np.array([_float_or(p.reference_minimum, np.nan) for p in profiles])
+        self.ref_max = np.array([_float_or(p.reference_maximum, np.nan) for p in profiles])
+        self.counts = np.concatenate([p.counts for p in profiles] + [np.zeros(1, np.int64)])
+        self.sums = np.concatenate([p.sums for p in profiles] + [np.zeros(1)])
+        self.missing = np.array([p.missing for p in profiles], dtype=np.int64)
+        self.count = np.array([p.count for p in profiles], dtype=np.int64)
+        self.mean = np.array([p.mean for p in profiles])
+        self.m2 = np.array([p.m2 for p in profiles])
+        self.minimum = np.array([p.minimum for p in profiles])
+        self.maximum = np.array([p.maximum for p in profiles])
+        self.below = np.array([p.below_reference for p in profiles], dtype=np.int64)
+        self.above = np.array([p.above_reference for p in profiles], dtype=np.int64)
+        self.tau = np.array([p._threshold() for p in profiles])
+        self.dirty = False
+
+    def add(self, x: FloatArray, rng: np.random.Generator) -> None:
+        """Count a (rows x features) block."""
+        n, f = x.shape
+        finite = np.isfinite(x)
+        n_present = finite.sum(axis=0)
+        if int(n_present.sum()) == n * f:
+            xz = xn = x
+            flat = (x[:, :, None] >= self.edges).sum(axis=2) + self.offsets
+        else:
+            xz = np.where(finite, x, 0.0)
+            xn = np.where(finite, x, np.nan)
+            flat = np.where(
+                finite, (x[:, :, None] >= self.edges).sum(axis=2) + self.offsets, self.total
+            )
+        self.counts += np.bincount(flat.ravel(), minlength=self.total + 1)
+        self.sums += np.bincount(flat.ravel(), weights=xz.ravel(), minlength=self.total + 1)
+        m = np.maximum(n_present, 1)
+        batch_mean = xz.sum(axis=0) / m
+        dev = np.where(finite, xz - batch_mean, 0.0)
+        total = self.count + n_present
+        delta = batch_mean - self.mean
+        share = n_present / np.maximum(total, 1)
+        self.mean += delta * share
+        self.m2 += (dev * dev).sum(axis=0) + delta * delta * self.count * share
+        self.count = total
+        self.missing += n - n_present
+        with np.errstate(invalid="ignore"):
+            self.below += (xn < self.ref_min).sum(axis=0)
+            self.above += (xn > self.ref_max).sum(axis=0)
+        self.minimum = np.fmin(self.minimum, np.fmin.reduce(xn, axis=0))
+        self.maximum = np.fmax(self.maximum, np.fmax.reduce(xn, axis=0))
+        self.dirty = True
+        keys = rng.random((n, f))
+        offer = finite & (keys < self.tau)
+        if offer.any():
+            for j in np.flatnonzero(offer.any(axis=0)).tolist():
+                take = offer[:, j]
+                p = self.profiles[j]
+                p._offer(x[take, j], keys[take, j])
+                self.tau[j] = p._threshold()
+
+    def write_back(self) -> None:
+        """Copy the stacked state into the feature profiles."""
+        if not self.dirty:
+            return
+        for j, p in enumerate(self.profiles):
+            sl = self.slices[j]
+            p.counts = self.counts[sl].copy()
+            p.sums = self.sums[sl].copy()
+            p.missing = int(self.missing[j])
+            p.count = int(self.count[j])
+            p.mean = float(self.mean[j])
+            p.m2 = float(self.m2[j])
+            p.minimum = float(self.minimum[j])
+            p.maximum = float(self.maximum[j])
+            p.below_reference = int(self.below[j])
+            p.above_reference = int(self.above[j])
+        self.dirty = False
+
+
+class DatasetProfile:
+    """Profiles of every feature of a set of rows.
+
+    Parameters
+    ----------
+    features
+        Feature name to its profile, in schema order.
+    n_rows
+        Rows added.
+    seed
+        Seed of the reservoir keys. Profiles that will be merged need different seeds
+        (:meth:`empty_like` draws a fresh one unless told).
+
+    Small batches update stacked per-feature arrays; :attr:`features` brings the feature
+    profiles up to date when read. A profile is not thread-safe: give each worker thread its
+    own window and merge them (that is what merging is for).
+
+    Example
+    -------
+    >>> from driftline.schema import infer_schema
+    >>> rng = np.random.default_rng(0)
+    >>> frame = pd.DataFrame({"x": rng.normal(size=1000),
+    ...                       "c": rng.choice(["a", "b"], size=1000)})
+    >>> reference = build_reference_profile(frame, infer_schema(frame, None), bins=4)
+    >>> reference.features["x"].counts.tolist()
+    [0, 249, 250, 250, 251, 0]
+    >>> window = reference.empty_like(seed=1)
+    >>> window.add_frame(pd.DataFrame({"x": [0.1, 9.0, None], "c": ["a", "z", "b"]}))
+    >>> window.n_rows, window.features["x"].counts.tolist(), window.features["c"].counts.tolist()
+    (3, [0, 0, 0, 1, 0, 1], [1, 1, 1])
+    >>> later = reference.empty_like(seed=2)
+    >>> later.add_columns({"x": np.array([0.2]), "c": np.array(["a"], dtype=object)})
+    >>> window.merge(later).features["c"].counts.tolist()
+    [1, 2, 1]
+    """
+
+    def __init__(
+        self,
+        features: Mapping[str, FeatureProfile],
+        *,
+        n_rows: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self._features: dict[str, FeatureProfile] = dict(features)
+        self.n_rows = int(n_rows)
+        self.seed = int(seed)
+        self._rng: np.random.Generator | None = None
+        self._state: _NumericState | None = None
+        self._numeric = [k for k, p in self._features.items() if isinstance(p, NumericProfile)]
+        self._categorical = [
+            (k, p) for k, p in self._features.items() if isinstance(p, CategoricalProfile)
+        ]
+
+    @property
+    def features(self) -> dict[str, FeatureProfile]:
+        """Feature name to profile (brought up to date with every row added so far)."""
+        self.sync()
+        return self._features
+
+    def sync(self) -> None:
+        """Bring the feature profiles up to date with the rows added in small batches."""
+        if self._state is not None:
+            self._state.write_back()
+            self._state = None
+
+    def __repr__(self) -> str:
+        return f"DatasetProfile(features={list(self._features)}, n_rows={self.n_rows})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetProfile):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getitem__(self, name: str) -> FeatureProfile:
+        return self.features[name]
+
+    # --- construction -----------------------------------------------------------------------
+
+    def empty_like(
+        self, *, seed: int | None = None, sample_size: int | None = None
+    ) -> DatasetProfile:
+        """Same bins and categories, zero counts.
+
+        ``seed`` seeds the reservoir keys; by default a fresh random one, so that windows built
+        by different workers sample independently.
+        """
+        features: dict[str, FeatureProfile] = {}
+        for name, p in self.features.items():
+            if isinstance(p, NumericProfile):
+                features[name] = p.empty_like(sample_size=sample_size)
+            else:
+                features[name] = p.empty_like()
+        if seed is None:
+            entropy = np.random.SeedSequence().entropy
+            seed = int(entropy) % (2**63) if isinstance(entropy, int) else 0
+        return DatasetProfile(features, seed=seed)
+
+    # --- adding rows ------------------------------------------------------------------------
+
+    def _generator(self) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.seed, self.n_rows])
+        return self._rng
+
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        """Count the rows of ``frame`` (it needs a column per profiled feature)."""
+        position = {name: i for i, name in enumerate(frame.columns)}
+        missing = [name for name in self._features if name not in position]
+        if missing:
+            raise DataError(f"frame lacks profiled column(s) {missing}")
+        if len(frame) <= _SMALL_FRAME and len(position) == frame.shape[1]:
+            # One conversion of the whole block beats one pandas column access per feature.
+            block = frame.to_numpy(dtype=object, na_value=np.nan)
+            self.add_columns({name: block[:, position[name]] for name in self._features})
+        else:
+            # Categorical columns stay Series: factorizing pandas' own string arrays is faster
+            # and far smaller than materializing a Python string object per row.
+            self.add_columns(
+                {
+                    name: (
+                        frame[name] if isinstance(p, CategoricalProfile) else frame[name].to_numpy()
+                    )
+                    for name, p in self._features.items()
+                }
+            )
+
+    def add_columns(self, columns: Mapping[str, Any]) -> None:
+        """Count rows given as one array per feature (the fast path of :meth:`add_frame`).
+
+        Numeric columns may hold None/NaN for missing values; categorical columns strings
+        (other values are compared by ``str``).
+        """
+        if not self._features:
+            return
+        try:
+            lengths = {len(columns[name]) for name in self._features}
+        except KeyError as exc:
+            raise DataError(f"no column for profiled feature {exc}") from None
+        if len(lengths) != 1:
+            raise DataError(f"columns have different lengths {sorted(lengths)}")
+        n = lengths.pop()
+        if n == 0:
+            return
+        rng = self._generator()
+        if self._numeric and n * len(self._numeric) * self._width() <= _BROADCAST_LIMIT:
+            x = np.array([columns[name] for name in self._numeric], dtype=np.float64).T
+            if self._state is None:
+                self._state = _NumericState(
+                    self._numeric,
+                    [p for p in self._features.values() if isinstance(p, NumericProfile)],
+                )
+            self._state.add(x, rng)
+        elif self._numeric:
+            self.sync()
+            for name in self._numeric:
+                p = self._features[name]
+                assert isinstance(p, NumericProfile)
+                p.add(np.asarray(columns[name], dtype=np.float64), rng)
+        for name, c in self._categorical:
+            c.add(columns[name])
+        self.n_rows += n
+
+    def _width(self) -> int:
+        return max(len(p.edges) for p in self._features.values() if isinstance(p, NumericProfile))
+
+    # --- merging ----------------------------------------------------------------------------
+
+    def check_compatible(self, other: DatasetProfile) -> None:
+        """Raise :class:`DataError` unless ``other`` has the same features and bins."""
+        mine, theirs = self.features, other.features
+        if list(mine) != list(theirs):
+            raise DataError(f"profiles have different features: {list(mine)} vs {list(theirs)}")
+        for name, p in mine.items():
+            q = theirs[name]
+            if isinstance(p, NumericProfile) and isinstance(q, NumericProfile):
+                p.check_compatible(q, name)
+                continue
+            if isinstance(p, CategoricalProfile) and isinstance(q, CategoricalProfile):
+                p.check_compatible(q, name)
+                continue
+            raise DataError(f"feature '{name}' is {p.kind} in one profile, {q.kind} in other")
+
+    def merge(self, other: DatasetProfile) -> DatasetProfile:
+        """Profile of the rows of both (a new object; neither input changes)."""
+        self.check_compatible(other)
+        features: dict[str, FeatureProfile] = {}
+        for name, p in self.features.items():
+            q = other.features[name]
+            if isinstance(p, NumericProfile):
+                assert isinstance(q, NumericProfile)
+                features[name] = p.merge(q)
+            else:
+                assert isinstance(q, CategoricalProfile)
+                features[name] = p.merge(q)
+        return DatasetProfile(
+            features, n_rows=self.n_rows + other.n_rows, seed=self.seed ^ other.seed
+        )
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (no NaN or infinity) that :meth:`from_dict` turns back exactly."""
+        return {
+            "format": FORMAT_VERSION,
+            "n_rows": self.n_rows,
+            "seed": self.seed,
+            "features": {name: p.to_dict() for name, p in self.features.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetProfile:
+        if data.get("format") != FORMAT_VERSION:
+            raise DataError(
+                f"unsupported profile format {data.get('format')!r}; expected {FORMAT_VERSION}"
+            )
+        features: dict[str, FeatureProfile] = {}
+        for name, spec in data["features"].items():
+            if spec["kind"] == "numeric":
+                features[name] = NumericProfile.from_dict(spec)
+            elif spec["kind"] == "categorical":
+                features[name] = CategoricalProfile.from_dict(spec)
+            else:
+                raise DataError(f"feature '{name}': unknown profile kind {spec['kind']!r}")
+        return cls(features, n_rows=int(data["n_rows"]), seed=int(data["seed"]))
+
+    @staticmethod
+    def merge_all(profiles: Iterable[DatasetProfile]) -> DatasetProfile:
+        """Merge any number of profiles (at least one)."""
+        return merge_all(profiles)
+
+
+def merge_all(profiles: Iterable[DatasetProfile]) -> DatasetProfile:
+    """Merge any number of compatible profiles (at least one) into a new profile."""
+    iterator = iter(profiles)
+    try:
+        out = next(iterator)
+    except StopIteration:
+        raise DataError("merge_all needs at least one profile") from None
+    merged = False
+    for p in iterator:
+        out = out.merge(p)
+        merged = True
+    return out if merged else out.merge(out.empty_like(seed=0))
+
+
+# --- building reference profiles ------------------------------------------------------------
+
+
+def quantile_edges(values: npt.ArrayLike, bins: int = DEFAULT_BINS) -> FloatArray:
+    """Inner bin edges for a numeric reference sample.
+
+    Edges are the reference quantiles at ``1/bins, ..., (bins-1)/bins`` (observed values),
+    plus the minimum and just above the maximum so that values outside the reference range
+    land in their own open-ended bins. A value that holds at least ``1/bins`` of the data (a
+    tie, a zero of a zero-inflated feature, a level of an integer feature) gets a bin of its
+    own. Bins the reference leaves empty between two edges are merged into their right-hand
+    neighbour, so edges are strictly increasing and every inner bin holds reference data.
+
+    Parameters
+    ----------
+    values
+        Reference values; non-finite ones are ignored.
+    bins
+        Target number of quantile bins (at least 2).
+
+    Example
+    -------
+    >>> quantile_edges([0, 0, 0, 0, 0, 1, 2, 3, 4, 5], bins=4).tolist()
+    [0.0, 5e-324, 3.0, 5.000000000000001]
+    >>> quantile_edges([1, 1, 2, 2, 2, 3], bins=10).tolist()
+    [1.0, 2.0, 3.0, 3.0000000000000004]
+
+    References
+    ----------
+    Hyndman and Fan (1996), "Sample quantiles in statistical packages", The American
+    Statistician 50(4) (definition 1, the inverse of the empirical CDF).
+    """
+    if bins < 2:
+        raise DataError(f"bins must be >= 2, got {bins}")
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = np.sort(x[np.isfinite(x)])
+    if len(x) == 0:
+        return _empty_float()
+    n = len(x)
+    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+    counts = np.diff(np.append(starts, n))
+    heavy = x[starts[counts * bins >= n]]
+    # Inverse of the empirical CDF at i / bins: the value of rank ceil(n * i / bins).
+    ranks = (n * np.arange(1, bins) + bins - 1) // bins
+    quantiles = x[np.clip(ranks - 1, 0, n - 1)]
+    candidates = np.unique(
+        np.concatenate(
+            [quantiles, heavy, np.nextafter(heavy, np.inf), [x[0], np.nextafter(x[-1], np.inf)]]
+        )
+    )
+    candidates = candidates[candidates >= x[0]]
+    inner = np.bincount(np.searchsorted(candidates, x, side="right"), minlength=len(candidates) + 1)
+    # ``inner[i + 1]`` counts bin [candidates[i], candidates[i + 1]). An empty bin is merged into
+    # its left neighbour by dropping its left edge; the minimum and the edge just above the
+    # maximum (whose bins hold data or lie outside the reference range) always stay.
+    keep = inner[1:] > 0
+    keep[0] = keep[-1] = True
+    return np.asarray(candidates[keep], dtype=np.float64)
+
+
+def _numeric_values(column: pd.Series[Any]) -> FloatArray:
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return np.asarray(column.astype(np.float64).to_numpy(), dtype=np.float64)
+    try:
+        return pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"column '{column.name}' must be numeric: {exc}") from exc
+
+
+def _category_order(values: Any, max_categories: int) -> tuple[str, ...]:
+    present = pd.Series(values, dtype=object).dropna().astype(str)
+    counts = present.value_counts()
+    ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    return tuple(str(k) for k, _ in ranked[:max_categories])
+
+
+def build_reference_profile(
+    frame: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY,
+    seed: int = 0,
+) -> DatasetProfile:
+    """Profile the training data of a model: the reference every window is compared with.
+
+    Numeric and boolean features get :func:`quantile_edges` bins; categorical features keep
+    their ``max_categories`` most frequent values (ties by name), the rest count as unseen.
+
+    Parameters
+    ----------
+    frame
+        Reference rows with a column per schema feature.
+    schema
+        The model's feature schema (names and kinds).
+    bins
+        Target number of quantile bins per numeric feature.
+    sample_size
+        Reservoir capacity per numeric feature.
+    max_categories
+        Most categories kept per categorical feature.
+    unseen_capacity
+        Unseen category names tallied per categorical feature.
+    seed
+        Seed of the reservoir keys.
+
+    Example
+    -------
+    >>> from driftline.schema import infer_schema
+    >>> rng = np.random.default_rng(0)
+    >>> frame = pd.DataFrame({"n": rng.poisson(2.0, 500).astype(float),
+    ...                       "c": rng.choice(["x", "y", "z"], 500, p=[0.7, 0.2, 0.1])})
+    >>> ref = build_reference_profile(frame, infer_schema(frame, None))
+    >>> ref.features["n"].edges.tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 9.000000000000002]
+    >>> ref.features["c"].categories, ref.features["c"].counts.tolist()
+    (('x', 'y', 'z'), [363, 85, 52, 0])
+
+    References
+    ----------
+    Hyndman and Fan (1996), "Sample quantiles in statistical packages".
+    """
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise DataError(f"reference data lacks feature column(s) {missing}")
+    features: dict[str, FeatureProfile] = {}
+    columns: dict[str, Any] = {}
+    for spec in schema.features:
+        column = frame[spec.name]
+        if spec.kind == "categorical":
+            values = column.to_numpy(dtype=object)
+            features[spec.name] = CategoricalProfile.empty(
+                _category_order(values, max_categories), unseen_capacity=unseen_capacity
+            )
+            columns[spec.name] = values
+        else:
+            x = _numeric_values(column)
+            finite = x[np.isfinite(x)]
+            features[spec.name] = NumericProfile.empty(
+                quantile_edges(finite, bins),
+                reference_minimum=float(finite.min()) if len(finite) else None,
+                reference_maximum=float(finite.max()) if len(finite) else None,
+                sample_size=sample_size,
+            )
+            columns[spec.name] = x
+    profile = DatasetProfile(features, seed=seed)
+    profile.add_columns(columns)
+    return profile
+
+
+# --- model outputs --------------------------------------------------------------------------
+
+
+def output_columns(predicted: Sequence[Any] | npt.ArrayLike, scores: npt.ArrayLike) -> dict[
+    str, Any
+]:
+    """Columns of an output profile for one batch of predictions.
+
+    ``scores`` is one score per row (e.g. the positive-class probability or an anomaly score)
+    or a probability matrix: with two columns the second (positive class) is used, with more
+    the largest (the model's confidence).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 2:
+        s = s[:, 1] if s.shape[1] == 2 else s.max(axis=1)
+    elif s.ndim != 1:
+        raise DataError(f"scores must be 1-D or 2-D, got shape {s.shape}")
+    labels = np.asarray(predicted, dtype=object).ravel()
+    if len(labels) != len(s):
+        raise DataError(f"{len(labels)} predictions but {len(s)} scores")
+    return {PREDICTION: labels, SCORE: s}
+
+
+def build_output_profile(
+    predicted: Sequence[Any] | npt.ArrayLike,
+    scores: npt.ArrayLike,
+    classes: Sequence[Any],
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = 0,
+) -> DatasetProfile:
+    """Reference profile of a model's outputs: features ``prediction`` and ``score``.
+
+    ``prediction`` is categorical over ``classes`` (empty for anomaly models without classes:
+    every label then counts as unseen); ``score`` is numeric, binned at the reference score
+    quantiles. Window profiles come from :meth:`DatasetProfile.empty_like` and are fed with
+    ``window.add_columns(output_columns(predicted, scores))``.
+
+    Parameters
+    ----------
+    predicted
+        Predicted labels of the reference rows.
+    scores
+        Scores of the reference rows (see :func:`output_columns`).
+    classes
+        The model's classes.
+    bins, sample_size, seed
+        As in :func:`build_reference_profile`.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.beta(2, 5, size=1000)
+    >>> ref = build_output_profile((scores > 0.5).astype(int), scores, classes=[0, 1], bins=5)
+    >>> ref.features["prediction"].counts.tolist()
+    [913, 87, 0]
+    >>> window = ref.empty_like(seed=1)
+    >>> window.add_columns(output_columns([1, 1], [[0.2, 0.8], [0.1, 0.9]]))
+    >>> window.features["score"].counts.tolist()
+    [0, 0, 0, 0, 0, 1, 1]
+
+    References
+    ----------
+    Rabanser, Guennemann and Lipton (2019), "Failing loudly: an empirical study of methods
+    for detecting dataset shift", NeurIPS (monitoring model outputs as a shift signal).
+    """
+    columns = output_columns(predicted, scores)
+    s = columns[SCORE]
+    finite = s[np.isfinite(s)]
+    features: dict[str, FeatureProfile] = {
+        PREDICTION: CategoricalProfile.empty(tuple(map(str, classes))),
+        SCORE: NumericProfile.empty(
+            quantile_edges(finite, bins),
+            reference_minimum=float(finite.min()) if len(finite) else None,
+            reference_maximum=float(finite.max()) if len(finite) else None,
+            sample_size=sample_size,
+        ),
+    }
+    profile = DatasetProfile(features, seed=seed)
+    profile.add_columns(columns)
+    return profile

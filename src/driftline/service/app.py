@@ -1,0 +1,124 @@
+"""The FastAPI app factory.
+
+``create_app(settings)`` builds an app whose lifespan starts a :class:`ServingRuntime` (store,
+writer, registry, champion, batcher) and stops it gracefully (the writer drains its queue).
+``driftline serve --workers N`` runs :func:`create_app_from_env` in each worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import driftline
+from driftline.config import Settings
+from driftline.registry import Registry
+from driftline.service.errors import install_error_handlers
+from driftline.service.metrics import ServiceMetrics
+from driftline.service.routes import (
+    audit,
+    health,
+    labels,
+    models,
+    predict,
+    predictions,
+    reports,
+    ws,
+)
+from driftline.service.runtime import ServingRuntime
+from driftline.store import Store
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Serve the champion model, log every prediction off the hot path, join delayed labels, and
+expose what happens as Prometheus metrics and a live WebSocket feed.
+
+Errors: a request that does not fit the model's schema gets **422** with one entry per bad
+field (`loc` names it); **503** with `Retry-After` means no model is loaded yet or the
+prediction log is full; admin endpoints need `Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`.
+"""
+
+
+class MetricsMiddleware:
+    """Counts requests and times them per endpoint template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.http_requests.labels(
+                endpoint=endpoint, method=scope["method"], status=str(status)
+            ).inc()
+            self.metrics.http_duration.labels(endpoint=endpoint).observe(
+                time.perf_counter() - started
+            )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    registry: Registry | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> FastAPI:
+    """Build the API. ``store``/``registry`` may be passed in (tests); otherwise they are
+    opened from ``settings`` at start-up."""
+    runtime = ServingRuntime(settings, store=store, registry=registry, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="driftline",
+        version=driftline.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (predict, labels, health, predictions, models, reports, audit, ws):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    return app
+
+
+def create_app_from_env() -> Any:
+    """Factory for ``uvicorn --factory``: settings from ``DRIFTLINE_*`` variables."""
+    settings = Settings()
+    from driftline.logs import configure_logging
+
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,82 @@
+"""POST /predict and POST /predict/batch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+
+from driftline.errors import ValidationError
+from driftline.service.deps import ChampionDep, RuntimeDep
+from driftline.service.runtime import predict_and_log, validate_records
+from driftline.service.schemas import (
+    BatchPredictRequest,
+    BatchPredictResponse,
+    PredictRequest,
+    PredictResponse,
+)
+
+router = APIRouter(tags=["predict"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A field does not fit the model's schema; every bad field is named."},
+    503: {"description": "No model loaded yet, or the prediction log is full (Retry-After)."},
+}
+
+
+@router.post("/predict", response_model=PredictResponse, responses=ERRORS)
+async def predict(
+    body: PredictRequest, runtime: RuntimeDep, champion: ChampionDep
+) -> dict[str, Any]:
+    """Predict one row with the champion (or the canary, during a rollout)."""
+    started = time.perf_counter()
+    records = validate_records(
+        runtime, champion, [body.features], [("body", "features")], endpoint="/predict"
+    )
+    [answer] = await predict_and_log(
+        runtime, champion, records, [body.request_id], source="api", started=started
+    )
+    return answer
+
+
+@router.post("/predict/batch", response_model=BatchPredictResponse, responses=ERRORS)
+async def predict_batch(
+    body: BatchPredictRequest, runtime: RuntimeDep, champion: ChampionDep
+) -> dict[str, Any]:
+    """Predict many rows in one model call; the answers keep the order of ``instances``."""
+    started = time.perf_counter()
+    limit = runtime.settings.max_batch_size
+    if len(body.instances) > limit:
+        runtime.metrics.rejected.labels(endpoint="/predict/batch", reason="too_long").inc()
+        raise ValidationError(
+            [
+                {
+                    "loc": ["body", "instances"],
+                    "msg": f"batch of {len(body.instances)} rows exceeds the limit of {limit} "
+                    "(DRIFTLINE_MAX_BATCH_SIZE)",
+                    "type": "too_long",
+                }
+            ]
+        )
+    runtime.metrics.request_batch_size.observe(len(body.instances))
+    records = validate_records(
+        runtime,
+        champion,
+        [i.features for i in body.instances],
+        [("body", "instances", n, "features") for n in range(len(body.instances))],
+        endpoint="/predict/batch",
+    )
+    answers = await predict_and_log(
+        runtime,
+        champion,
+        records,
+        [i.request_id for i in body.instances],
+        source="batch",
+        started=started,
+    )
+    return {
+        "predictions": answers,
+        "model_version": champion.version or 0,
+        "latency_ms": (time.perf_counter() - started) * 1000.0,
+    }

@@ -1,0 +1,89 @@
+"""GET /reports, /reports/latest, /reports/{id}; POST /reports/run (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+
+from driftline.service.deps import AdminDep, RuntimeDep, SessionDep
+from driftline.store import queries
+
+router = APIRouter(tags=["monitoring"])
+
+
+def summary(row: queries.ReportRow) -> dict[str, Any]:
+    """The headline figures of a report."""
+    body = row.body
+    performance = body.get("performance") or {}
+    estimated = performance.get("estimated") or {}
+    realized = performance.get("realized") or {}
+    drift = body.get("data_drift") or {}
+    return {
+        "id": row.id,
+        "ts": row.ts,
+        "model_version": row.model_version,
+        "status": row.status,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
+        "rows": body.get("rows"),
+        "data_drift": drift.get("severity"),
+        "drifted_features": [
+            f["feature"]
+            for f in drift.get("features", [])
+            if f.get("severity") in ("warning", "critical")
+        ],
+        "prediction_drift": (body.get("prediction_drift") or {}).get("severity"),
+        "quality": (body.get("quality") or {}).get("severity"),
+        "estimated_accuracy": estimated.get("accuracy"),
+        "realized_accuracy": realized.get("accuracy"),
+        "reference_accuracy": performance.get("reference_accuracy"),
+        "concept_drift": (body.get("concept_drift") or {}).get("state"),
+    }
+
+
+@router.get("/reports")
+def list_reports(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Monitor reports, newest first, as headline figures (full bodies at /reports/{id})."""
+    rows = queries.list_reports(
+        session=session, model_name=runtime.settings.model_name, limit=limit, offset=offset
+    )
+    return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
+
+
+@router.get("/reports/latest", responses={404: {"description": "No report yet."}})
+def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """The newest report, whole: per-feature drift, prediction drift, quality, estimated
+    and realized performance, concept-drift state, distributions."""
+    row = queries.latest_report(session=session, model_name=runtime.settings.model_name)
+    if row is None:
+        raise HTTPException(
+            404,
+            "no report yet: the monitor runs every "
+            f"{runtime.settings.monitor_interval_seconds:.0f}s, or run "
+            "`driftline check`",
+        )
+    return {**row.body, "id": row.id}
+
+
+@router.get("/reports/{report_id}", responses={404: {"description": "No such report."}})
+def get_report(report_id: int, session: SessionDep) -> dict[str, Any]:
+    row = queries.get_report(report_id, session=session)
+    if row is None:
+        raise HTTPException(404, f"no report {report_id}")
+    return {**row.body, "id": row.id}
+
+
+@router.post("/reports/run", responses={401: {}, 403: {}})
+async def run_report(_admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Run the monitor now (on this worker) and return the new report."""
+    body = await run_in_threadpool(runtime.monitor_job)
+    if body is None:
+        raise HTTPException(409, "no champion to monitor yet")
+    return body

@@ -1,0 +1,512 @@
+"""Everything one serving worker holds: store, writer, registry, the champion, the batcher,
+the event hub and metrics. Built in the app's lifespan and kept on ``app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from driftline.alerts.config import AlertsConfig, load_alerts_config
+from driftline.alerts.runner import AlertRunner
+from driftline.config import Settings
+from driftline.errors import OverloadedError, PredictionError
+from driftline.models.base import Predictions
+from driftline.models.bundle import ModelBundle
+from driftline.monitoring.concept import update_concept
+from driftline.monitoring.exporter import export_report
+from driftline.monitoring.monitor import MonitorOptions, run_monitor
+from driftline.monitoring.window import WindowRecorder
+from driftline.registry import CHALLENGER, CHAMPION, Registry
+from driftline.scheduler import Job, Scheduler
+from driftline.schema import label_text
+from driftline.service.batcher import MicroBatcher
+from driftline.service.events import EventHub
+from driftline.service.metrics import ServiceMetrics
+from driftline.store import Store, StoreWriter, WriterListener, is_reachable, open_store, queries
+
+__all__ = ["ServingRuntime", "new_request_id", "predict_and_log", "validate_records"]
+
+log = logging.getLogger(__name__)
+
+
+class _MetricsListener(WriterListener):
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def written(self, kind: str, n: int, lag_seconds: float) -> None:
+        self.metrics.records_written.labels(kind=kind).inc(n)
+        self.metrics.writer_lag.set(lag_seconds)
+
+    def spilled(self, kind: str, n: int) -> None:
+        self.metrics.records_spilled.labels(kind=kind).inc(n)
+
+    def replayed(self, kind: str, n: int) -> None:
+        self.metrics.records_replayed.labels(kind=kind).inc(n)
+
+    def store_state(self, up: bool) -> None:
+        self.metrics.store_up.set(1 if up else 0)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ServingRuntime:
+    """The state of one API worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        registry: Registry | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServiceMetrics()
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._store = store
+        self._registry = registry
+        self.writer: StoreWriter | None = None
+        self.champion: ModelBundle | None = None
+        self.batcher = MicroBatcher(
+            max_wait_ms=settings.microbatch_max_wait_ms,
+            max_size=settings.microbatch_max_size,
+            on_batch_rows=self.metrics.batch_size.observe,
+        )
+        self.hub = EventHub(
+            rate=settings.ws_max_events_per_second,
+            buffer=settings.ws_queue_size,
+            on_drop=self.metrics.ws_dropped.inc,
+        )
+        self.recorder = WindowRecorder(
+            worker_id=self.worker_id, bucket_seconds=settings.monitor_bucket_seconds
+        )
+        self.batcher.listeners.append(self._profile_batch)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reload_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.scheduler: Scheduler | None = None
+        self._exported_report: int | None = None
+        self._alerts: AlertRunner | None = None
+        self.started_at = time.time()
+        #: Fields refused by validation since start (a data-quality signal for the monitor).
+        self.schema_violations = 0
+
+    # --- parts ----------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("runtime not started")
+        return self._store
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("runtime not started")
+        return self._registry
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.ensure_home()
+        if self._store is None:
+            self._store = await asyncio.to_thread(open_store, settings.database_url)
+        if self._registry is None:
+            self._registry = Registry.from_settings(settings, self._store)
+        self.writer = StoreWriter(
+            self._store.engine,
+            self._store.sessions,
+            {
+                "prediction": lambda rows, session: queries.insert_predictions(
+                    rows, session=session
+                ),
+                "label": lambda rows, session: queries.upsert_labels(rows, session=session),
+                "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
+                "shadow": lambda rows, session: queries.insert_shadow(rows, session=session),
+            },
+            settings.spill_dir,
+            queue_size=settings.queue_size,
+            batch_size=settings.write_batch_size,
+            flush_interval=settings.flush_interval_seconds,
+            listener=_MetricsListener(self.metrics),
+        )
+        self.writer.start()
+        self.metrics.store_up.set(1)
+        self.metrics.queue_capacity.set(settings.queue_size)
+        await self.batcher.start()
+        try:
+            await self.check_for_new_model(reason="startup")
+        except Exception as exc:  # keep serving /health; /ready says why
+            log.warning("no model loaded at start-up: %s", exc)
+        self._tasks.append(asyncio.create_task(self._poll_aliases(), name="driftline-reload"))
+        self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="driftline-gauges"))
+        self._tasks.append(asyncio.create_task(self._profile_loop(), name="driftline-profiles"))
+        self._tasks.append(asyncio.create_task(self._export_loop(), name="driftline-export"))
+        self._loop = asyncio.get_running_loop()
+        if settings.scheduler:
+            self.scheduler = Scheduler(
+                store=self.store,
+                worker_id=self.worker_id,
+                jobs=self.jobs(),
+                lease_seconds=max(3.0, min(30.0, settings.concept_poll_seconds * 6)),
+            )
+            await self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.batcher.stop()
+        if self.writer is not None:
+            await asyncio.to_thread(self.flush_buckets, everything=True)
+            await asyncio.to_thread(self.writer.stop)
+
+    # --- models ---------------------------------------------------------------------------------
+
+    async def check_for_new_model(self, *, reason: str = "poll") -> bool:
+        """Load the champion if its alias moved; ``True`` when the served model changed."""
+        async with self._reload_lock:
+            aliases = await asyncio.to_thread(self.registry.aliases)
+            self.metrics.set_model(CHALLENGER, aliases.get(CHALLENGER))
+            version = aliases.get(CHAMPION)
+            current = self.champion.version if self.champion is not None else None
+            if version is None or version == current:
+                return False
+            try:
+                bundle = await asyncio.to_thread(self.registry.load, version)
+            except Exception:
+                self.metrics.reloads.labels(result="error").inc()
+                raise
+            use_compiled = getattr(bundle.model, "use_compiled", None)
+            if use_compiled is not None and not self.settings.compiled_preprocessing:
+                use_compiled(False)
+            # One reference assignment: requests in flight keep the bundle they already hold.
+            self.champion = bundle
+            self.metrics.set_model(CHAMPION, version, bundle.kind)
+            if current is not None:
+                self.metrics.reloads.labels(result="ok").inc()
+            log.info("serving version %s (%s; was %s)", version, reason, current)
+            self.hub.publish(
+                {
+                    "type": "model_updated",
+                    "version": version,
+                    "previous_version": current,
+                    "kind": bundle.kind,
+                    "reason": reason,
+                    "ts": time.time(),
+                }
+            )
+            return True
+
+    async def _poll_aliases(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_poll_seconds)
+            try:
+                await self.check_for_new_model()
+            except Exception as exc:
+                log.warning("alias poll failed: %s", exc)
+
+    def variant_of(self, bundle: ModelBundle) -> str:
+        """Which role a bundle plays for the request it answered."""
+        champion = self.champion
+        if champion is None or bundle is champion or bundle.version == champion.version:
+            return "champion"
+        return "canary"
+
+    def _profile_batch(
+        self, bundle: ModelBundle, records: Sequence[Mapping[str, Any]], predictions: Predictions
+    ) -> None:
+        self.recorder.observe(bundle, records, predictions, variant=self.variant_of(bundle))
+
+    async def _profile_loop(self) -> None:
+        """Profile queued rows a few times a second; write bucket snapshots periodically."""
+        last_flush = time.monotonic()
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                await asyncio.to_thread(self.recorder.process_pending)
+                if time.monotonic() - last_flush >= self.settings.monitor_flush_seconds:
+                    last_flush = time.monotonic()
+                    await asyncio.to_thread(self.flush_buckets)
+            except Exception:
+                log.exception("profiling or bucket flush failed")
+
+    def flush_buckets(self, *, everything: bool = False) -> int:
+        """Write this worker's changed buckets (durably: store, or spill log)."""
+        if self.writer is None:
+            return 0
+        rows = self.recorder.drain(everything=everything)
+        if rows:
+            self.writer.write_now("bucket", rows)
+        return len(rows)
+
+    # --- jobs (run by the scheduler's leader, in threads) --------------------------------------
+
+    def jobs(self) -> list[Job]:
+        s = self.settings
+        jobs = [
+            Job("concept", s.concept_poll_seconds, self.concept_job),
+            Job("monitor", s.monitor_interval_seconds, self.monitor_job),
+            Job("retention", 3_600.0, self.retention_job),
+        ]
+        if s.alerts_enabled:
+            jobs.append(Job("alerts", s.alerts_interval_seconds, self.alerts_job))
+        return jobs
+
+    @property
+    def alerts(self) -> AlertRunner:
+        if self._alerts is None:
+            config = (
+                load_alerts_config(self.settings.alerts_config)
+                if self.settings.alerts_config is not None
+                else AlertsConfig()
+            )
+            self._alerts = AlertRunner(
+                store=self.store,
+                metrics=self.metrics,
+                config=config,
+                model_name=self.settings.model_name,
+            )
+        return self._alerts
+
+    def alerts_job(self) -> None:
+        for notification in self.alerts.run():
+            self.publish_threadsafe(
+                {
+                    "type": "alert",
+                    "kind": notification.kind,
+                    "title": notification.title,
+                    "severity": notification.severity,
+                    "alerts": [e.alert.name for e in notification.alerts],
+                    "ts": notification.created,
+                }
+            )
+
+    def publish_threadsafe(self, event: dict[str, Any]) -> None:
+        """Publish a live event from a job thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.hub.publish, event)
+
+    def concept_job(self) -> None:
+        version = self.registry.alias(CHAMPION)
+        if version is None:
+            return
+        update = update_concept(self.store, self.settings.model_name, version)
+        if update.drifts:
+            self.metrics.concept_drift_alarms.inc(len(update.drifts))
+            for drift in update.drifts:
+                self.publish_threadsafe({"type": "alert", "kind": "concept_drift", **drift})
+
+    def monitor_job(self) -> dict[str, Any] | None:
+        if self.registry.alias(CHAMPION) is None:
+            return None
+        self.flush_buckets()
+        if self.writer is not None:
+            self.writer.flush(5.0)
+        self.concept_job()
+        try:
+            body = run_monitor(
+                store=self.store,
+                registry=self.registry,
+                options=MonitorOptions(
+                    window_seconds=self.settings.monitor_window_seconds,
+                    bucket_seconds=self.settings.monitor_bucket_seconds,
+                ),
+            )
+        except Exception:
+            self.metrics.monitor_runs.labels(result="error").inc()
+            raise
+        self.metrics.monitor_runs.labels(result="ok").inc()
+        for kind in ("data_drift", "prediction_drift"):
+            severity = (body.get(kind) or {}).get("severity")
+            if severity in ("warning", "critical"):
+                self.metrics.drift_alarms.labels(
+                    kind=kind.removesuffix("_drift"), severity=severity
+                ).inc()
+        export_report(self.metrics, body)
+        self._exported_report = body.get("id")
+        if self.settings.alerts_enabled:
+            try:
+                self.alerts_job()  # evaluate right after the figures changed
+            except Exception as exc:
+                log.warning("alerting after the report failed: %s", exc)
+        self.publish_threadsafe(
+            {
+                "type": "report",
+                "id": body.get("id"),
+                "ts": body.get("ts"),
+                "status": body["status"],
+                "data_drift": body["data_drift"]["severity"],
+                "drifted_features": [
+                    f["feature"]
+                    for f in body["data_drift"]["features"]
+                    if f["severity"] in ("warning", "critical")
+                ],
+            }
+        )
+        return body
+
+    def retention_job(self) -> None:
+        cutoff = time.time() - self.settings.retention_days * 86_400
+        with self.store.sessions.begin() as session:
+            queries.delete_buckets_before(cutoff, session=session)
+
+    async def _export_loop(self) -> None:
+        """Every worker exports the latest report's figures (whoever wrote it)."""
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                latest = await asyncio.to_thread(self._latest_report)
+                if latest is not None and latest.id != self._exported_report:
+                    export_report(self.metrics, latest.body)
+                    self._exported_report = latest.id
+            except Exception as exc:
+                log.debug("report export skipped: %s", exc)
+
+    def _latest_report(self) -> queries.ReportRow | None:
+        with self.store.sessions() as session:
+            return queries.latest_report(session=session, model_name=self.settings.model_name)
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            self.refresh_gauges()
+            await asyncio.sleep(1.0)
+
+    def refresh_gauges(self) -> None:
+        if self.writer is not None:
+            self.metrics.queue_depth.set(self.writer.depth)
+        self.metrics.ws_clients.set(len(self.hub))
+
+    # --- logging --------------------------------------------------------------------------------
+
+    async def log_prediction(self, row: dict[str, Any]) -> None:
+        """Queue a prediction record; wait briefly for room, else refuse (never drop)."""
+        writer = self.writer
+        assert writer is not None
+        if writer.offer("prediction", row):
+            return
+        deadline = time.monotonic() + self.settings.queue_full_timeout_seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            if writer.offer("prediction", row):
+                return
+        self.metrics.queue_full.inc()
+        raise OverloadedError(
+            f"prediction log queue full ({writer.capacity} records); retry shortly"
+        )
+
+    def record_labels(self, rows: list[dict[str, Any]]) -> str:
+        """Make labels durable before they are acknowledged (blocking; run in a thread)."""
+        assert self.writer is not None
+        durable = self.writer.write_now("label", rows)
+        self.metrics.labels.labels(durable=durable).inc(len(rows))
+        return durable
+
+    async def store_reachable(self) -> bool:
+        return await asyncio.to_thread(is_reachable, self.store.engine)
+
+
+# --- the prediction path shared by /predict, /predict/batch and stream consumers -------------
+
+
+def validate_records(
+    runtime: ServingRuntime,
+    bundle: ModelBundle,
+    features: list[Any],
+    locs: list[tuple[str | int, ...]],
+    *,
+    endpoint: str,
+) -> list[dict[str, Any]]:
+    """Validate every record against the schema; raise naming every bad field of every row."""
+    from driftline.errors import ValidationError
+
+    clean: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for raw, loc in zip(features, locs, strict=True):
+        record, problems = bundle.schema.check_record(raw, loc)
+        if problems:
+            errors.extend(problems)
+        elif record is not None:
+            clean.append(record)
+    if errors:
+        runtime.metrics.rejected.labels(endpoint=endpoint, reason="validation").inc()
+        runtime.schema_violations += len(errors)
+        runtime.recorder.observe_rejected(bundle.version or 0, len(features))
+        raise ValidationError(errors)
+    return clean
+
+
+async def predict_and_log(
+    runtime: ServingRuntime,
+    bundle: ModelBundle,
+    records: list[dict[str, Any]],
+    request_ids: list[str | None],
+    *,
+    source: str,
+    started: float,
+) -> list[dict[str, Any]]:
+    """Predict validated records, queue their log records and publish live events.
+
+    Returns one response dict per record (the shape of ``PredictResponse``).
+    """
+    version = bundle.version if bundle.version is not None else 0
+    variant = runtime.variant_of(bundle)
+    metrics = runtime.metrics
+    try:
+        results = await runtime.batcher.predict(bundle, records)
+    except Exception as exc:
+        metrics.prediction_errors.labels(reason="model").inc()
+        runtime.recorder.observe_requests(version, (), variant=variant, errors=len(records))
+        raise PredictionError(f"the model failed on this request: {exc}") from exc
+    now = time.time()
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    metrics.prediction_latency.labels(variant=variant).observe(elapsed_ms / 1000.0)
+    runtime.recorder.observe_requests(version, [elapsed_ms] * len(records), variant=variant)
+    answers: list[dict[str, Any]] = []
+    for record, request_id, result in zip(records, request_ids, results, strict=True):
+        rid = request_id or new_request_id()
+        label = result.prediction
+        row = {
+            "request_id": rid,
+            "ts": now,
+            "model_name": runtime.settings.model_name,
+            "model_version": version,
+            "variant": variant,
+            "source": source,
+            "features": record,
+            "prediction": label_text(label),
+            "probabilities": result.probabilities,
+            "confidence": result.confidence,
+            "latency_ms": elapsed_ms,
+        }
+        await runtime.log_prediction(row)
+        metrics.predictions.labels(variant=variant, predicted_class=label_text(label)).inc()
+        metrics.confidence.observe(result.confidence)
+        answer = {
+            "request_id": rid,
+            "prediction": label,
+            "probabilities": result.probabilities,
+            "confidence": result.confidence,
+            "model_version": version,
+            "variant": variant,
+            "latency_ms": elapsed_ms,
+        }
+        runtime.hub.publish({"type": "prediction", "ts": now, **answer})
+        answers.append(answer)
+    return answers

@@ -1,0 +1,56 @@
+"""The store: SQLAlchemy tables on SQLite or PostgreSQL, migrations, queries, and the
+background writer with its spill log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from driftline.store import queries
+from driftline.store.engine import (
+    create_store_engine,
+    current_revision,
+    head_revision,
+    is_reachable,
+    make_sessionmaker,
+    upgrade,
+)
+from driftline.store.spill import SpillLog, claim_spill_files
+from driftline.store.writer import StoreWriter, WriterListener
+
+__all__ = [
+    "SpillLog",
+    "Store",
+    "StoreWriter",
+    "WriterListener",
+    "claim_spill_files",
+    "create_store_engine",
+    "current_revision",
+    "head_revision",
+    "is_reachable",
+    "make_sessionmaker",
+    "open_store",
+    "queries",
+    "upgrade",
+]
+
+
+@dataclass
+class Store:
+    """An engine and its session factory."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Connect to the store at ``url`` and (by default) bring its tables up to date."""
+    engine = create_store_engine(url)
+    if migrate:
+        upgrade(engine)
+    return Store(engine=engine, sessions=make_sessionmaker(engine))

@@ -1,0 +1,159 @@
+"""Training a model version from a table: split, fit, evaluate, keep a reference sample.
+
+Pure of I/O: the CLI reads the data and registers the result; the retrain job calls the same
+function with the data it assembled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+import driftline
+from driftline.errors import DataError
+from driftline.models.bundle import PROBA_PREFIX, ModelBundle
+from driftline.models.evaluation import classification_metrics
+from driftline.models.sklearn import SKLEARN_KINDS, SklearnModel, build_pipeline
+from driftline.schema import FeatureSchema, infer_schema
+
+__all__ = ["PROBA_PREFIX", "TrainResult", "frame_hash", "stratified_sample", "train_model"]
+
+MIN_ROWS_PER_CLASS = 5
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle: ModelBundle
+    metrics: dict[str, Any]
+    seconds: float
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """A content hash of a table (values and column names), to trace a version to its data."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def stratified_sample(frame: pd.DataFrame, size: int, *, by: str | None, seed: int) -> pd.DataFrame:
+    """At most ``size`` rows, keeping the share of each value of ``by``."""
+    if len(frame) <= size:
+        return frame.reset_index(drop=True)
+    if by is None:
+        return frame.sample(n=size, random_state=seed).reset_index(drop=True)
+    share = size / len(frame)
+    parts = [
+        group.sample(n=max(1, round(len(group) * share)), random_state=seed)
+        for _, group in frame.groupby(by, sort=True)
+    ]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def evaluation_frame(
+    features: pd.DataFrame, y: pd.Series, proba: np.ndarray, classes: tuple[Any, ...], target: str
+) -> pd.DataFrame:
+    """Holdout rows with their label and the model's probability per class."""
+    out = features.reset_index(drop=True).copy()
+    out[target] = y.reset_index(drop=True)
+    for j, c in enumerate(classes):
+        out[f"{PROBA_PREFIX}{c}"] = proba[:, j]
+    return out
+
+
+def train_model(
+    frame: pd.DataFrame,
+    target: str,
+    *,
+    kind: str = "hgb",
+    seed: int = 0,
+    holdout: float = 0.25,
+    reference_size: int = 10_000,
+    allow_missing: bool = False,
+    schema: FeatureSchema | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fit a scikit-learn pipeline on ``frame`` and evaluate it on a stratified holdout.
+
+    Parameters
+    ----------
+    frame
+        Training table: feature columns and the ``target`` column.
+    target
+        The label column (two or more classes).
+    kind
+        ``hgb`` (histogram gradient boosting), ``rf`` (random forest) or ``logreg``.
+    seed
+        Seed of the split and the model.
+    holdout
+        Share of rows kept out of training for evaluation.
+    reference_size
+        Most rows kept as the reference sample.
+    allow_missing
+        Mark every feature nullable (otherwise only those with missing values in training).
+    schema
+        Use this schema instead of inferring one (retraining keeps the champion's).
+    progress
+        Called with the name of each step as it starts.
+    """
+    started = time.perf_counter()
+    step = progress or (lambda _name: None)
+    if kind not in SKLEARN_KINDS:
+        raise DataError(f"model kind must be one of {SKLEARN_KINDS}, got {kind!r}")
+    step("inferring schema")
+    if schema is None:
+        schema = infer_schema(frame, target, allow_missing=allow_missing)
+    data = frame.dropna(subset=[target])
+    counts = data[target].value_counts()
+    if (counts < MIN_ROWS_PER_CLASS).any():
+        raise DataError(
+            f"every class needs at least {MIN_ROWS_PER_CLASS} rows; got {counts.to_dict()}"
+        )
+    x = schema.coerce_frame(data)
+    y = data[target]
+    step("splitting")
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=holdout, stratify=y, random_state=seed
+    )
+    step(f"fitting {kind}")
+    pipeline = build_pipeline(schema, kind, seed=seed)
+    pipeline.fit(x_train, y_train)
+    model = SklearnModel(pipeline)
+    step("evaluating on holdout")
+    proba = model.predict_proba(x_test)
+    metrics = classification_metrics(y_test.to_numpy(), proba, model.classes)
+    step("keeping reference sample")
+    train_rows = x_train.copy()
+    train_rows[target] = y_train
+    reference = stratified_sample(train_rows, reference_size, by=target, seed=seed)
+    bundle = ModelBundle(
+        model=model,
+        schema=schema,
+        kind=kind,
+        metrics=metrics,
+        reference=reference,
+        evaluation=evaluation_frame(x_test, y_test, proba, model.classes, target),
+        meta={
+            "target": target,
+            "seed": seed,
+            "n_train": len(x_train),
+            "n_holdout": len(x_test),
+            "data_hash": frame_hash(frame),
+            "driftline_version": driftline.__version__,
+            "trained_at": time.time(),
+        },
+    )
+    step("profiling the reference")
+    from driftline.monitoring.reference import attach_reference
+
+    attach_reference(bundle, x_train, seed=seed)
+    return TrainResult(bundle=bundle, metrics=metrics, seconds=time.perf_counter() - started)

@@ -1,0 +1,308 @@
+"""The built-in rules, fed snapshots scraped from the service's own metric registry (so a
+renamed metric breaks these tests) or written as exposition text, and checked against
+deploy/prometheus/alerts.yml."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+
+from driftline.alerts import (
+    ALERT_NAMES,
+    Alert,
+    AlertThresholds,
+    MetricSnapshot,
+    builtin_rules,
+    evaluate_rules,
+)
+from driftline.errors import ConfigurationError
+from driftline.service.metrics import ServiceMetrics
+
+NOW = 1_700_000_000.0
+ALERTS_YML = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+
+
+def healthy() -> ServiceMetrics:
+    metrics = ServiceMetrics()
+    metrics.set_model("champion", 3, "sklearn")
+    metrics.last_report.set(NOW - 60)
+    return metrics
+
+
+def scrape(metrics: ServiceMetrics) -> MetricSnapshot:
+    return MetricSnapshot.from_exposition(generate_latest(metrics.registry).decode())
+
+
+def fired(
+    snapshot: MetricSnapshot,
+    previous: MetricSnapshot | None = None,
+    thresholds: AlertThresholds | None = None,
+) -> list[tuple[str, dict[str, str]]]:
+    alerts = evaluate_rules(snapshot, now=NOW, previous=previous, rules=builtin_rules(thresholds))
+    return [(a.name, a.labels) for a in alerts]
+
+
+def only(snapshot: MetricSnapshot, previous: MetricSnapshot | None = None) -> Alert:
+    (alert,) = evaluate_rules(snapshot, now=NOW, previous=previous)
+    return alert
+
+
+def test_a_healthy_service_fires_nothing() -> None:
+    snap = scrape(healthy())
+    assert fired(snap) == []
+    assert fired(snap, previous=snap) == []
+
+
+def test_a_fresh_service_has_no_champion() -> None:
+    alert = only(scrape(ServiceMetrics()))
+    assert (alert.name, alert.severity, alert.summary) == (
+        "DriftlineNoChampion",
+        "critical",
+        "No champion model is loaded",
+    )
+
+
+def test_feature_drift_by_severity() -> None:
+    m = healthy()
+    for feature, severity in (("age", 2), ("income", 1), ("zip", 0), ("city", -1)):
+        m.feature_drift_severity.labels(feature=feature).set(severity)
+    alerts = evaluate_rules(scrape(m), now=NOW)
+    assert [(a.name, a.severity, a.labels) for a in alerts] == [
+        ("DriftlineFeatureDriftCritical", "critical", {"feature": "age"}),
+        ("DriftlineFeatureDriftWarning", "warning", {"feature": "income"}),
+    ]
+    assert alerts[0].summary == "Feature age drifted (critical)"
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        (-1, []),
+        (0, []),
+        (1, [("DriftlinePredictionDriftWarning", {})]),
+        (2, [("DriftlinePredictionDriftCritical", {})]),
+    ],
+)
+def test_prediction_drift(severity: int, expected: list[tuple[str, dict[str, str]]]) -> None:
+    m = healthy()
+    m.prediction_drift_severity.set(severity)
+    assert fired(scrape(m)) == expected
+
+
+@pytest.mark.parametrize(("age", "fires"), [(4000.0, True), (3000.0, False)])
+def test_report_stale(age: float, fires: bool) -> None:
+    m = healthy()
+    m.last_report.set(NOW - age)
+    assert fired(scrape(m)) == ([("DriftlineReportStale", {})] if fires else [])
+    if fires:
+        alert = only(scrape(m))
+        assert alert.value == age and alert.summary == "No monitor report for 4000 s"
+
+
+def test_no_report_yet_is_not_stale_and_staleness_needs_a_clock() -> None:
+    m = healthy()
+    m.last_report.set(0)
+    assert fired(scrape(m)) == []
+    m.last_report.set(NOW - 10_000)
+    (rule,) = [r for r in builtin_rules() if r.name == "DriftlineReportStale"]
+    assert rule.evaluate(scrape(m)) == []  # now=None
+    assert len(rule.evaluate(scrape(m), now=NOW)) == 1
+
+
+def test_quality_hard_failures_per_check() -> None:
+    m = healthy()
+    m.quality_failures.labels(check="out_of_range", severity="hard").set(2)
+    m.quality_failures.labels(check="missing_rate", severity="soft").set(3)
+    m.quality_failures.labels(check="unseen_category", severity="hard").set(0)
+    alert = only(scrape(m))
+    assert (alert.name, alert.labels, alert.value) == (
+        "DriftlineDataQualityHardFailure",
+        {"check": "out_of_range"},
+        2.0,
+    )
+    assert alert.severity == "critical"
+
+
+def test_high_missing_rate() -> None:
+    m = healthy()
+    m.feature_missing_rate.labels(feature="income").set(0.4)
+    m.feature_missing_rate.labels(feature="age").set(0.25)
+    alert = only(scrape(m))
+    assert (alert.name, alert.labels) == ("DriftlineHighMissingRate", {"feature": "income"})
+    assert alert.summary == "Feature income is missing in 40.0% of requests"
+    assert fired(scrape(m), thresholds=AlertThresholds(missing_rate=0.5)) == []
+
+
+def _requests(m: ServiceMetrics, endpoint: str, status: str, n: int) -> None:
+    m.http_requests.labels(endpoint=endpoint, method="POST", status=status).inc(n)
+
+
+def test_error_rate_compares_with_the_previous_snapshot() -> None:
+    m = healthy()
+    _requests(m, "/predict", "200", 1000)  # history before the window
+    _requests(m, "/predict", "500", 200)
+    before = scrape(m)
+    assert fired(before) == []  # no previous snapshot: no rate
+    _requests(m, "/predict", "200", 90)
+    _requests(m, "/predict", "503", 10)
+    _requests(m, "/ready", "503", 500)  # probes do not count
+    alert = only(scrape(m), previous=before)
+    assert alert.name == "DriftlineHighErrorRate"
+    assert alert.value == pytest.approx(0.10)
+    assert alert.summary == "10.0% of requests failed with 5xx"
+
+    quiet = scrape(m)
+    _requests(m, "/predict", "200", 97)
+    _requests(m, "/predict", "500", 3)
+    assert fired(scrape(m), previous=quiet) == []
+
+
+def test_error_rate_needs_enough_requests_and_survives_a_counter_reset() -> None:
+    m = healthy()
+    _requests(m, "/predict", "500", 5)
+    assert fired(scrape(m), previous=scrape(healthy())) == []  # 5 < min_requests
+    restarted = healthy()  # counters start again from zero
+    _requests(restarted, "/predict", "500", 30)
+    big = healthy()
+    _requests(big, "/predict", "500", 1000)
+    assert fired(scrape(restarted), previous=scrape(big)) == [("DriftlineHighErrorRate", {})]
+
+
+def test_latency_p99_of_predict() -> None:
+    m = healthy()
+    before = scrape(m)
+    for _ in range(95):
+        m.http_duration.labels(endpoint="/predict").observe(0.004)
+    for _ in range(5):
+        m.http_duration.labels(endpoint="/predict").observe(0.9)
+    for _ in range(100):
+        m.http_duration.labels(endpoint="/metrics").observe(0.001)  # other endpoints ignored
+    alert = only(scrape(m), previous=before)
+    assert alert.name == "DriftlineHighLatencyP99"
+    assert 0.5 < (alert.value or 0) <= 1.0
+
+    fast = healthy()
+    before = scrape(fast)
+    for _ in range(100):
+        fast.http_duration.labels(endpoint="/predict").observe(0.004)
+    for _ in range(100):
+        fast.http_duration.labels(endpoint="/docs").observe(3.0)
+    assert fired(scrape(fast), previous=before) == []
+
+
+def test_low_confidence() -> None:
+    m = healthy()
+    for _ in range(500):
+        m.confidence.observe(0.95)
+    before = scrape(m)
+    for _ in range(40):
+        m.confidence.observe(0.55)
+    alert = only(scrape(m), previous=before)
+    assert alert.name == "DriftlineLowConfidence"
+    assert alert.value == pytest.approx(0.55)
+
+    few = scrape(m)
+    for _ in range(5):
+        m.confidence.observe(0.5)
+    assert fired(scrape(m), previous=few) == []  # fewer than min_predictions
+
+
+def test_estimated_accuracy_drop() -> None:
+    m = healthy()
+    m.reference_accuracy.set(0.90)
+    m.estimated_accuracy.labels(bound="estimate").set(0.88)
+    assert fired(scrape(m)) == []
+    m.estimated_accuracy.labels(bound="estimate").set(0.80)
+    alert = only(scrape(m))
+    assert alert.name == "DriftlineEstimatedAccuracyDrop"
+    assert alert.value == pytest.approx(0.10)
+
+
+def test_rollback_fires_on_the_evaluation_that_sees_it() -> None:
+    m = healthy()
+    first = scrape(m)
+    m.rollbacks.labels(actor="slo_guard").inc()
+    assert fired(scrape(m)) == []  # no previous snapshot
+    seen = scrape(m)
+    alert = only(seen, previous=first)
+    assert (alert.name, alert.labels, alert.summary) == (
+        "DriftlineRollback",
+        {"actor": "slo_guard"},
+        "The champion was rolled back (by slo_guard)",
+    )
+    assert fired(scrape(m), previous=seen) == []
+
+
+def test_rules_read_plain_exposition_text() -> None:
+    text = """
+# HELP driftline_feature_drift_severity Drift verdict per feature.
+# TYPE driftline_feature_drift_severity gauge
+driftline_feature_drift_severity{feature="age"} 2.0
+driftline_feature_drift_severity{feature="income"} 0.0
+# TYPE driftline_model_loaded gauge
+driftline_model_loaded 1.0
+# TYPE driftline_feature_missing_rate gauge
+driftline_feature_missing_rate{feature="income"} NaN
+# TYPE driftline_quality_check_failures gauge
+driftline_quality_check_failures{check="constant",severity="hard"} 1.0
+"""
+    assert fired(MetricSnapshot.from_exposition(text)) == [
+        ("DriftlineFeatureDriftCritical", {"feature": "age"}),
+        ("DriftlineDataQualityHardFailure", {"check": "constant"}),
+    ]
+
+
+def test_thresholds_are_validated() -> None:
+    with pytest.raises(ConfigurationError, match=r"min_requests must be in \[1, inf\], got 0"):
+        AlertThresholds(min_requests=0)
+    with pytest.raises(
+        ConfigurationError, match=r"report_stale_seconds must be in \(0.0, inf\], got -5"
+    ):
+        AlertThresholds(report_stale_seconds=-5)
+    with pytest.raises(ConfigurationError, match="min_confidence"):
+        AlertThresholds(min_confidence=float("nan"))
+
+
+# --- the same rules as Prometheus ---------------------------------------------------------------
+
+
+def _prometheus_rules() -> dict[str, dict[str, object]]:
+    if not ALERTS_YML.exists():
+        pytest.skip(f"{ALERTS_YML} is absent")
+    doc = yaml.safe_load(ALERTS_YML.read_text())
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ALERT_NAMES,
+)
+def test_each_builtin_rule_is_a_prometheus_rule_with_the_same_severity(name: str) -> None:
+    prometheus = _prometheus_rules()
+    assert name in prometheus
+    (rule,) = [r for r in builtin_rules() if r.name == name]
+    labels = prometheus[name]["labels"]
+    assert isinstance(labels, dict)
+    assert labels["severity"] == rule.severity
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("DriftlineReportStale", "report_stale_seconds"),
+        ("DriftlineHighMissingRate", "missing_rate"),
+        ("DriftlineHighErrorRate", "error_rate"),
+        ("DriftlineHighLatencyP99", "latency_p99_seconds"),
+        ("DriftlineLowConfidence", "min_confidence"),
+        ("DriftlineEstimatedAccuracyDrop", "accuracy_drop"),
+    ],
+)
+def test_default_thresholds_are_those_of_prometheus(name: str, field: str) -> None:
+    expr = str(_prometheus_rules()[name]["expr"])
+    first_comparison = re.search(r"[<>]=?\s*([0-9]+(?:\.[0-9]+)?)", expr)
+    assert first_comparison is not None
+    assert float(first_comparison.group(1)) == getattr(AlertThresholds(), field)

@@ -1,0 +1,131 @@
+"""Shared fixtures: settings in a temporary home, real PostgreSQL databases (created and dropped
+per test), a trained model, and an MLflow registry that is cheap to create per test."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftline.config import Settings
+from driftline.data.synthetic import TARGET, generate_loans
+from driftline.models.bundle import ModelBundle
+from driftline.registry import Registry
+from driftline.store import Store, open_store
+from driftline.training import train_model
+
+PG_ADMIN_URL = os.environ.get(
+    "DRIFTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except Exception as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@functools.cache
+def pg_problem() -> str | None:
+    """Asked once per test run."""
+    return _pg_available()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    problem = pg_problem()
+    if problem is not None:
+        if os.environ.get("CI") or os.environ.get("DRIFTLINE_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL required in CI but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 unreachable: {problem}")
+    import psycopg
+
+    name = f"driftline_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL of each supported backend, empty."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(scope="session")
+def loans() -> object:
+    return generate_loans(3_000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(loans: object) -> ModelBundle:
+    import pandas as pd
+
+    assert isinstance(loans, pd.DataFrame)
+    return train_model(loans, TARGET, kind="logreg", seed=0).bundle
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow SQLite store: copying it saves ~2 s of migrations a test."""
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    settings = Settings(home=folder)
+    settings.ensure_home()
+    s = open_store(settings.database_url)
+    registry = Registry.from_settings(settings, s)
+    registry.aliases()  # creates the MLflow tables
+    registry.client.search_experiments()
+    s.dispose()
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, mlflow_template: Path) -> Settings:
+    """Settings in a temporary home with a ready MLflow store and a SQLite store."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    s = Settings(home=home, reload_poll_seconds=0.2, flush_interval_seconds=0.2)
+    s.ensure_home()
+    return s
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    s = open_store(settings.database_url)
+    yield Registry.from_settings(settings, s)
+    s.dispose()

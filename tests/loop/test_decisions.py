@@ -1,0 +1,291 @@
+"""Pure-function tests of the loop's decisions: trigger, gate, SLO guard, stage verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.loop import (
+    GateInputs,
+    GatePolicy,
+    RolloutPolicy,
+    SloPolicy,
+    TriggerInputs,
+    TriggerPolicy,
+    VariantStats,
+    canary_routes,
+    check_slo,
+    decide_promotion,
+    decide_retrain,
+    stage_verdict,
+)
+
+# --- trigger -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "retrain", "triggers"),
+    [
+        (TriggerInputs(), False, ()),
+        (
+            TriggerInputs(concept_drift_confirmed=True, new_labeled_samples=600),
+            True,
+            ("concept_drift",),
+        ),
+        (TriggerInputs(data_drift_severity="warning", new_labeled_samples=600), False, ()),
+        (
+            TriggerInputs(data_drift_severity="critical", new_labeled_samples=600),
+            True,
+            ("data_drift",),
+        ),
+        (
+            TriggerInputs(
+                estimated_accuracy=0.70, reference_accuracy=0.80, new_labeled_samples=900
+            ),
+            True,
+            ("performance",),
+        ),
+        (
+            TriggerInputs(
+                estimated_accuracy=0.77, reference_accuracy=0.80, new_labeled_samples=900
+            ),
+            False,
+            (),
+        ),
+        (
+            TriggerInputs(concept_drift_confirmed=True, new_labeled_samples=499),
+            False,
+            ("concept_drift",),
+        ),
+        (
+            TriggerInputs(
+                concept_drift_confirmed=True, new_labeled_samples=600, seconds_since_last_retrain=60
+            ),
+            False,
+            ("concept_drift",),
+        ),
+        (
+            TriggerInputs(
+                concept_drift_confirmed=True,
+                new_labeled_samples=600,
+                seconds_since_last_retrain=13 * 3600,
+            ),
+            True,
+            ("concept_drift",),
+        ),
+        (TriggerInputs(forced=True), True, ("manual",)),
+    ],
+)
+def test_trigger_policy(inputs: TriggerInputs, retrain: bool, triggers: tuple[str, ...]) -> None:
+    decision = decide_retrain(inputs)
+    assert decision.retrain is retrain
+    assert decision.triggers == triggers
+    assert decision.reasons  # always says why
+
+
+def test_trigger_conditions_can_be_switched_off() -> None:
+    policy = TriggerPolicy(on_concept_drift=False)
+    inputs = TriggerInputs(concept_drift_confirmed=True, new_labeled_samples=10_000)
+    assert not decide_retrain(inputs, policy).retrain
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_new_labels": 0}, "min_new_labels must be >= 1, got 0"),
+        ({"cooldown_seconds": -1}, "cooldown_seconds must be >= 0, got -1"),
+        ({"accuracy_drop": 2}, r"accuracy_drop must be \[0, 1\], got 2"),
+    ],
+)
+def test_trigger_policy_validation(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TriggerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    labels=st.integers(0, 5_000),
+    since=st.none() | st.floats(0, 1e6),
+    concept=st.booleans(),
+)
+def test_more_labels_or_more_time_never_blocks_a_retrain(
+    labels: int, since: float | None, concept: bool
+) -> None:
+    inputs = TriggerInputs(
+        concept_drift_confirmed=concept,
+        new_labeled_samples=labels,
+        seconds_since_last_retrain=since,
+    )
+    if decide_retrain(inputs).retrain:
+        more = dataclasses.replace(
+            inputs,
+            new_labeled_samples=labels + 100,
+            seconds_since_last_retrain=None if since is None else since + 100,
+        )
+        assert decide_retrain(more).retrain
+
+
+# --- gate ----------------------------------------------------------------------------------
+
+CHAMP = {"f1_macro": 0.60, "cohen_kappa": 0.30}
+BASE = {"f1_macro": 0.75, "cohen_kappa": 0.50}
+
+
+def test_gate_promotes_a_better_challenger_with_every_number() -> None:
+    d = decide_promotion(
+        GateInputs(
+            champion=CHAMP,
+            challenger={"f1_macro": 0.70, "cohen_kappa": 0.42},
+            champion_base=BASE,
+            challenger_base={"f1_macro": 0.74, "cohen_kappa": 0.49},
+            champion_latency_ms=0.2,
+            challenger_latency_ms=0.25,
+        )
+    )
+    assert d.promote
+    assert {c.name for c in d.checks} == {
+        "beats:f1_macro",
+        "beats:cohen_kappa",
+        "no_forgetting:f1_macro",
+        "no_forgetting:cohen_kappa",
+        "schema",
+        "latency",
+    }
+    assert d.metrics["challenger"]["f1_macro"] == 0.70
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        ({"challenger": {"f1_macro": 0.60, "cohen_kappa": 0.5}}, "beats:f1_macro"),
+        ({"challenger_base": {"f1_macro": 0.70, "cohen_kappa": 0.49}}, "no_forgetting:f1_macro"),
+        ({"schema_problems": ("feature names differ",)}, "schema"),
+        ({"challenger_latency_ms": 0.9}, "latency"),
+    ],
+)
+def test_gate_rejects_with_the_failing_check(change: dict[str, object], failing: str) -> None:
+    good = GateInputs(
+        champion=CHAMP,
+        challenger={"f1_macro": 0.70, "cohen_kappa": 0.42},
+        champion_base=BASE,
+        challenger_base=BASE,
+        champion_latency_ms=0.2,
+        challenger_latency_ms=0.2,
+    )
+    d = decide_promotion(dataclasses.replace(good, **change))  # type: ignore[arg-type]
+    assert not d.promote
+    assert [c.name for c in d.checks if not c.passed] == [failing]
+
+
+def test_gate_minimum_gain() -> None:
+    policy = GatePolicy(min_gains=(0.05, 0.0))
+    d = decide_promotion(
+        GateInputs(champion=CHAMP, challenger={"f1_macro": 0.63, "cohen_kappa": 0.4}), policy
+    )
+    assert not d.promote and "0.6300 does not beat champion 0.6000 + 0.0500" in d.reason
+
+
+def test_gate_policy_validation() -> None:
+    with pytest.raises(ValueError, match=r"min_gains must have one value per metric \(2\), got 1"):
+        GatePolicy(min_gains=(0.1,))
+    with pytest.raises(ValueError, match=r"max_latency_ratio must be >= 1, got 0\.5"):
+        GatePolicy(max_latency_ratio=0.5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(f1=st.floats(0, 1), kappa=st.floats(-1, 1), f1c=st.floats(0, 1), kappac=st.floats(-1, 1))
+def test_gate_never_promotes_a_challenger_that_is_not_better(
+    f1: float, kappa: float, f1c: float, kappac: float
+) -> None:
+    d = decide_promotion(
+        GateInputs(
+            champion={"f1_macro": f1, "cohen_kappa": kappa},
+            challenger={"f1_macro": f1c, "cohen_kappa": kappac},
+        )
+    )
+    assert d.promote == (f1c > f1 and kappac > kappa)
+
+
+# --- SLO guard and stages ------------------------------------------------------------------
+
+BASELINE = VariantStats(requests=2_000, errors=2, p95_latency_ms=10.0, labeled=500, accuracy=0.80)
+
+
+def test_slo_holds_for_a_healthy_candidate() -> None:
+    ok = VariantStats(requests=400, errors=1, p95_latency_ms=12.0, labeled=100, accuracy=0.81)
+    verdict = check_slo(ok, BASELINE)
+    assert not verdict.breach
+    assert verdict.judged == ("error_rate", "latency", "realized_accuracy")
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reason"),
+    [
+        (VariantStats(requests=400, errors=20, p95_latency_ms=10.0), "error rate 0.0500"),
+        (VariantStats(requests=400, p95_latency_ms=45.0), "p95 latency 45.0 ms > 30.0 ms"),
+        (
+            VariantStats(requests=400, p95_latency_ms=10.0, labeled=80, accuracy=0.70),
+            "realized accuracy 0.7000",
+        ),
+    ],
+)
+def test_slo_breaches_are_explained(candidate: VariantStats, reason: str) -> None:
+    verdict = check_slo(candidate, BASELINE)
+    assert verdict.breach and reason in verdict.reasons[0]
+
+
+def test_slo_falls_back_to_estimated_accuracy_without_labels() -> None:
+    base = dataclasses.replace(BASELINE, estimated_accuracy=0.80)
+    cand = VariantStats(
+        requests=400, p95_latency_ms=9.0, labeled=3, accuracy=0.0, estimated_accuracy=0.70
+    )
+    verdict = check_slo(cand, base)
+    assert verdict.breach and "estimated accuracy 0.7000" in verdict.reasons[0]
+
+
+def test_small_samples_are_not_judged() -> None:
+    verdict = check_slo(VariantStats(requests=10, errors=5, p95_latency_ms=999.0), BASELINE)
+    assert not verdict.breach and verdict.judged == ()
+    with pytest.raises(ValueError, match=r"max_error_rate must be in \[0, 1\], got 2"):
+        SloPolicy(max_error_rate=2)
+
+
+def test_stage_machine() -> None:
+    healthy = VariantStats(requests=350, p95_latency_ms=9.0)
+    few = VariantStats(requests=20, p95_latency_ms=9.0)
+    broken = VariantStats(requests=350, errors=50, p95_latency_ms=9.0)
+    v = stage_verdict("shadow", candidate=healthy, baseline=BASELINE, elapsed_seconds=10)
+    assert (v.action, v.next_stage) == ("advance", "canary")
+    v = stage_verdict("shadow", candidate=few, baseline=BASELINE, elapsed_seconds=10)
+    assert (v.action, v.next_stage) == ("wait", "shadow")
+    v = stage_verdict("shadow", candidate=few, baseline=BASELINE, elapsed_seconds=4_000)
+    assert v.action == "abort" and "budget" in v.reasons[0]
+    v = stage_verdict("canary", candidate=broken, baseline=BASELINE, elapsed_seconds=10)
+    assert (v.action, v.next_stage) == ("abort", "aborted")
+    v = stage_verdict("canary", candidate=healthy, baseline=BASELINE, elapsed_seconds=10)
+    assert (v.action, v.next_stage) == ("advance", "watch")
+    v = stage_verdict("watch", candidate=broken, baseline=BASELINE, elapsed_seconds=10)
+    assert (v.action, v.next_stage) == ("rollback", "rolled_back")
+    v = stage_verdict("watch", candidate=healthy, baseline=BASELINE, elapsed_seconds=10)
+    assert v.action == "wait"
+    v = stage_verdict("watch", candidate=healthy, baseline=BASELINE, elapsed_seconds=700)
+    assert (v.action, v.next_stage) == ("advance", "done")
+    assert (
+        stage_verdict("done", candidate=healthy, baseline=BASELINE, elapsed_seconds=0).action
+        == "wait"
+    )
+    with pytest.raises(ValueError, match=r"canary_share must be in \(0, 1\), got 1.5"):
+        RolloutPolicy(canary_share=1.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(share=st.floats(0.05, 0.95), keys=st.lists(st.text(min_size=1), min_size=1, max_size=30))
+def test_canary_routing_is_sticky_and_monotone_in_share(share: float, keys: list[str]) -> None:
+    for key in keys:
+        first = canary_routes(key, share)
+        assert canary_routes(key, share) == first
+        if first:  # a key in the canary stays there when the share grows
+            assert canary_routes(key, min(1.0, share + 0.04))

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Any
+
+from driftline.data import TARGET, generate_loans
+from driftline.monitoring.window import WindowRecorder, quantile_from_histogram, summarize
+from tests.monitoring.conftest import plain
+
+
+def records(bundle: Any, n: int, seed: int) -> list[dict[str, Any]]:
+    frame = generate_loans(n, seed=seed)
+    return [
+        bundle.schema.validate_record({k: plain(v) for k, v in r.items() if k != TARGET})
+        for r in frame.to_dict("records")
+    ]
+
+
+def test_buckets_from_two_workers_merge_to_the_whole(loan_bundle: Any) -> None:
+    loan_bundle.version = 1
+    rows = records(loan_bundle, 600, seed=3)
+    one = WindowRecorder(worker_id="one", bucket_seconds=60)
+    a = WindowRecorder(worker_id="a", bucket_seconds=60)
+    b = WindowRecorder(worker_id="b", bucket_seconds=60)
+    for start in range(0, 600, 50):
+        part = rows[start : start + 50]
+        predictions = loan_bundle.predict_records(part)
+        one.observe(loan_bundle, part, predictions, now=120.0)
+        (a if start % 100 == 0 else b).observe(loan_bundle, part, predictions, now=120.0)
+    whole = summarize([r["payload"] for r in one.drain(now=121.0)])
+    split = summarize([r["payload"] for r in a.drain(now=121.0) + b.drain(now=121.0)])
+    assert whole.rows == split.rows == 600
+    for name, profile in whole.features.features.items():  # type: ignore[union-attr]
+        other = split.features.features[name]  # type: ignore[union-attr]
+        assert profile.counts.tolist() == other.counts.tolist()
+        assert profile.missing == other.missing
+    assert whole.sketch is not None and split.sketch is not None
+    assert whole.sketch.equals(split.sketch, rtol=1e-9)
+
+
+def test_drain_sends_changes_once_and_forgets_closed_buckets(loan_bundle: Any) -> None:
+    loan_bundle.version = 1
+    rows = records(loan_bundle, 20, seed=4)
+    rec = WindowRecorder(worker_id="w", bucket_seconds=60)
+    rec.observe(loan_bundle, rows, loan_bundle.predict_records(rows), now=60.0)
+    rec.observe_requests(1, [1.0] * 20, now=60.0)
+    rec.observe_rejected(1, 2, now=61.0)
+    [first] = rec.drain(now=70.0)
+    assert first["bucket_start"] == 60.0 and first["n_rows"] == 20
+    assert first["payload"]["requests"] == 20 and first["payload"]["rejected"] == 2
+    assert rec.drain(now=71.0) == []  # nothing changed
+    rec.observe_requests(1, [500.0], now=75.0)
+    [again] = rec.drain(now=130.0)  # the bucket closed: last snapshot, then forgotten
+    assert again["payload"]["requests"] == 21
+    rec.observe_requests(1, [1.0], now=75.0)  # a late request re-opens the old bucket
+    [late] = rec.drain(now=131.0)
+    assert late["worker_id"] == "w~1" and late["payload"]["requests"] == 1  # adds, never replaces
+    assert summarize([again["payload"], late["payload"]]).requests == 22
+
+
+def test_latency_quantile_from_histogram() -> None:
+    assert quantile_from_histogram([0] * 20, 0.95) is None
+    counts = [0] * 20
+    counts[6] = 95  # <= 10 ms
+    counts[14] = 5  # <= 250 ms
+    assert quantile_from_histogram(counts, 0.95) == 10
+    assert quantile_from_histogram(counts, 0.99) == 250

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import socket
+
+from rich.console import Console
+
+from driftline.config import Settings
+from driftline.demo import DemoOptions, run_demo
+from driftline.errors import ConfigurationError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_end_to_end(settings: Settings) -> None:
+    console = Console(record=True, width=120)
+    options = DemoOptions(
+        duration=4, rate=40, port=free_port(), train_rows=3_000, label_delay=0.5, model="logreg"
+    )
+    stats = run_demo(settings, options, console)
+    assert stats.ok >= 100 and stats.errors == 0
+    assert stats.labels_sent == stats.ok  # every label still due was sent at the end
+    assert stats.accuracy is not None and stats.accuracy > 0.65
+    text = console.export_text()
+    assert "registered version 1 as champion" in text and "/docs" in text
+
+
+def test_demo_refuses_a_busy_port(settings: Settings) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        try:
+            run_demo(settings, DemoOptions(port=port), Console(record=True))
+        except ConfigurationError as exc:
+            assert "--port" in str(exc)
+        else:
+            raise AssertionError("expected a busy-port error")
+
+
+def test_demo_injects_drift_and_shows_it_detected(settings: Settings) -> None:
+    console = Console(record=True, width=160)
+    options = DemoOptions(
+        duration=24,
+        rate=100,
+        port=free_port(),
+        train_rows=5_000,
+        label_delay=0.5,
+        model="logreg",
+        drift_at=0.25,
+        monitor_every=2.0,
+        monitor_window=12.0,
+    )
+    stats = run_demo(settings, options, console)
+    events = [text for _, _, text in stats.timeline]
+    assert events[0].startswith("drift injected")
+    assert any(e.startswith("data drift reported") and "income" in e for e in events), events
+    assert any(e.startswith("concept drift confirmed") for e in events), events
+    assert "what happened" in console.export_text()

@@ -1,0 +1,392 @@
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.errors import DataError
+from driftline.profile import (
+    CategoricalProfile,
+    DatasetProfile,
+    NumericProfile,
+    build_output_profile,
+    build_reference_profile,
+    merge_all,
+    output_columns,
+    quantile_edges,
+)
+from driftline.schema import infer_schema
+
+
+def _frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10.0, 2.0, n)
+    x[rng.random(n) < 0.05] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "z": np.where(rng.random(n) < 0.7, 0.0, rng.exponential(3.0, n)),
+            "k": rng.poisson(3.0, n).astype(float),
+            "flag": rng.random(n) < 0.3,
+            "c": rng.choice(["a", "b", "c", "d"], n, p=[0.5, 0.3, 0.15, 0.05]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reference() -> DatasetProfile:
+    frame = _frame(5000)
+    return build_reference_profile(frame, infer_schema(frame, None), sample_size=100)
+
+
+def _numeric(profile: DatasetProfile, name: str) -> NumericProfile:
+    p = profile.features[name]
+    assert isinstance(p, NumericProfile)
+    return p
+
+
+def _categorical(profile: DatasetProfile, name: str) -> CategoricalProfile:
+    p = profile.features[name]
+    assert isinstance(p, CategoricalProfile)
+    return p
+
+
+# --- bins -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).normal(size=1000),
+        np.where(np.random.default_rng(2).random(1000) < 0.8, 0.0, 1.0),
+        np.random.default_rng(3).poisson(0.5, 1000).astype(float),
+        np.full(100, 7.0),
+        np.random.default_rng(4).lognormal(0, 3, 1000),
+        np.array([1.0]),
+    ],
+    ids=["normal", "binary", "poisson", "constant", "heavy-tail", "single"],
+)
+def test_edges_are_unique_and_every_inner_bin_holds_reference_data(values: np.ndarray) -> None:
+    edges = quantile_edges(values, bins=20)
+    assert np.all(np.diff(edges) > 0)
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    assert counts[0] == 0 and counts[-1] == 0  # outside the reference range
+    assert np.all(counts[1:-1] > 0)
+    assert edges[0] == values.min() and edges[-1] == np.nextafter(values.max(), np.inf)
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 1001])
+@pytest.mark.parametrize("bins", [2, 3, 10, 20])
+def test_edges_hold_the_inverted_cdf_quantiles(n: int, bins: int) -> None:
+    values = np.random.default_rng(n).normal(size=n)
+    ordered = np.sort(values)
+    # Smallest value whose empirical CDF reaches i / bins, in exact arithmetic (numpy's float
+    # ``q * n`` sometimes lands one rank higher, e.g. 0.35 * 100).
+    expected = [ordered[math.ceil(Fraction(n * i, bins)) - 1] for i in range(1, bins)]
+    edges = quantile_edges(values, bins=bins)
+    assert set(expected) <= set(edges.tolist())
+
+
+def test_heavy_values_get_their_own_bin() -> None:
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(10_000) < 0.6, 0.0, rng.exponential(1.0, 10_000))
+    edges = quantile_edges(values, bins=10)
+    idx = np.searchsorted(edges, values, side="right")
+    zero_bins = set(idx[values == 0.0].tolist())
+    assert len(zero_bins) == 1
+    assert not np.any(values[idx == zero_bins.pop()] != 0.0)
+
+
+def test_integer_levels_are_bins() -> None:
+    edges = quantile_edges(np.repeat([1.0, 2.0, 3.0], [30, 50, 20]), bins=10)
+    assert edges.tolist() == [1.0, 2.0, 3.0, np.nextafter(3.0, np.inf)]
+
+
+def test_bad_edges_and_bins_are_refused() -> None:
+    with pytest.raises(DataError, match="bins must be >= 2"):
+        quantile_edges([1.0, 2.0], bins=1)
+    with pytest.raises(DataError, match="strictly increasing"):
+        NumericProfile.empty([1.0, 1.0])
+
+
+# --- reference ------------------------------------------------------------------------------
+
+
+def test_reference_profile_summarises_each_feature(reference: DatasetProfile) -> None:
+    frame = _frame(5000)
+    assert reference.n_rows == 5000
+    x = _numeric(reference, "x")
+    present = frame["x"].dropna().to_numpy()
+    assert x.count == len(present) and x.missing == 5000 - len(present)
+    assert x.counts.sum() == x.count
+    assert x.mean == pytest.approx(present.mean())
+    assert x.std == pytest.approx(present.std(ddof=1))
+    assert (x.minimum, x.maximum) == (present.min(), present.max())
+    assert (x.reference_minimum, x.reference_maximum) == (present.min(), present.max())
+    assert x.sums.sum() == pytest.approx(present.sum())
+    assert x.below_reference == x.above_reference == 0
+    assert len(x.sample) == 100 and set(x.sample) <= set(present)
+    assert np.all(np.diff(x.sample_keys) >= 0)
+    flag = _numeric(reference, "flag")
+    assert flag.count == 5000 and flag.mean == pytest.approx(frame["flag"].mean())
+    c = _categorical(reference, "c")
+    assert c.categories == ("a", "b", "c", "d")  # most frequent first
+    assert c.counts.tolist()[:-1] == [int((frame["c"] == v).sum()) for v in "abcd"]
+    assert c.unseen == 0 and c.missing == 0
+
+
+def test_long_tailed_categories_keep_the_most_frequent() -> None:
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, 1001) ** 1.1
+    values = rng.choice([f"v{i:04d}" for i in range(1000)], 20_000, p=weights / weights.sum())
+    frame = pd.DataFrame({"c": values})
+    profile = build_reference_profile(frame, infer_schema(frame, None), max_categories=50)
+    c = _categorical(profile, "c")
+    assert len(c.categories) == 50 and c.categories[0] == "v0000"
+    assert c.count == 20_000 and c.unseen == 20_000 - int(c.counts[:-1].sum()) > 0
+    assert len(c.unseen_names) <= c.unseen_capacity
+
+
+def test_reference_needs_every_schema_column() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    schema = infer_schema(frame, None)
+    with pytest.raises(DataError, match="lacks feature"):
+        build_reference_profile(frame.rename(columns={"x": "y"}), schema)
+
+
+def test_all_missing_numeric_feature() -> None:
+    frame = pd.DataFrame({"x": [np.nan, np.nan, 1.0]})
+    profile = build_reference_profile(frame.iloc[:2], infer_schema(frame, None))
+    x = _numeric(profile, "x")
+    assert x.edges.size == 0 and x.missing == 2 and x.count == 0
+    assert x.reference_minimum is None
+    json.dumps(profile.to_dict(), allow_nan=False)
+
+
+# --- windows --------------------------------------------------------------------------------
+
+
+def test_window_counts_out_of_range_missing_and_unseen(reference: DatasetProfile) -> None:
+    window = reference.empty_like(seed=1)
+    assert all(v == 0 for v in _numeric(window, "x").counts)
+    x_ref = _numeric(reference, "x")
+    assert x_ref.reference_minimum is not None and x_ref.reference_maximum is not None
+    window.add_frame(
+        pd.DataFrame(
+            {
+                "x": [x_ref.reference_minimum - 1, x_ref.reference_maximum + 1, None, math.inf],
+                "z": [0.0, 0.0, 0.0, 0.0],
+                "k": [1.0, 2.0, 3.0, 4.0],
+                "flag": [1.0, 0.0, 1.0, 1.0],
+                "c": ["a", "new", None, "new"],
+            }
+        )
+    )
+    x = _numeric(window, "x")
+    assert (x.below_reference, x.above_reference, x.missing, x.count) == (1, 1, 2, 2)
+    assert x.counts[0] == 1 and x.counts[-1] == 1
+    c = _categorical(window, "c")
+    assert (c.counts[0], c.unseen, c.missing) == (1, 2, 1)
+    assert c.unseen_names == {"new": 2}
+    assert window.n_rows == 4
+
+
+def test_small_and_large_batches_agree(reference: DatasetProfile) -> None:
+    frame = _frame(3000, seed=7)
+    one_go = reference.empty_like(seed=1)
+    one_go.add_frame(frame)
+    by_rows = reference.empty_like(seed=1)
+    for start in range(0, 3000, 3):
+        by_rows.add_frame(frame.iloc[start : start + 3])
+    for name in ("x", "z", "k", "flag"):
+        a, b = _numeric(one_go, name), _numeric(by_rows, name)
+        assert a.counts.tolist() == b.counts.tolist()
+        assert (a.missing, a.count, a.below_reference, a.above_reference) == (
+            b.missing,
+            b.count,
+            b.below_reference,
+            b.above_reference,
+        )
+        assert (a.minimum, a.maximum) == (b.minimum, b.maximum)
+        assert a.mean == pytest.approx(b.mean) and a.m2 == pytest.approx(b.m2)
+        np.testing.assert_allclose(a.sums, b.sums, rtol=1e-9, atol=1e-9)
+        assert len(a.sample) == len(b.sample) == 100
+    assert _categorical(one_go, "c").counts.tolist() == _categorical(by_rows, "c").counts.tolist()
+
+
+def test_add_columns_accepts_plain_lists_and_checks_lengths(reference: DatasetProfile) -> None:
+    window = reference.empty_like(seed=3)
+    window.add_columns({"x": [1.0, None], "z": [0, 0], "k": [1, 2], "flag": [0, 1], "c": ["a", 5]})
+    assert _numeric(window, "x").missing == 1
+    assert _categorical(window, "c").unseen_names == {"5": 1}
+    with pytest.raises(DataError, match="different lengths"):
+        window.add_columns({"x": [1.0], "z": [0, 0], "k": [1], "flag": [0], "c": ["a"]})
+    with pytest.raises(DataError, match="no column"):
+        window.add_columns({"x": [1.0]})
+
+
+def test_pandas_string_and_nullable_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "x": pd.array([1.0, None, 3.0], dtype="Float64"),
+            "c": pd.array(["a", None, "b"], dtype="string"),
+        }
+    )
+    profile = build_reference_profile(frame, infer_schema(frame, None))
+    window = profile.empty_like(seed=0)
+    window.add_frame(frame)
+    big = pd.concat([frame] * 100, ignore_index=True)
+    window.add_frame(big)
+    assert _numeric(window, "x").missing == 101
+    assert _categorical(window, "c").missing == 101
+    assert _categorical(window, "c").counts.tolist() == [101, 101, 0]
+
+
+# --- merging --------------------------------------------------------------------------------
+
+
+def _window(reference: DatasetProfile, frame: pd.DataFrame, seed: int) -> DatasetProfile:
+    window = reference.empty_like(seed=seed)
+    window.add_frame(frame)
+    return window
+
+
+def _assert_same(a: DatasetProfile, b: DatasetProfile) -> None:
+    """Equal counts, samples and tallies; floating summaries equal up to rounding."""
+    da, db = a.to_dict(), b.to_dict()
+    assert da["n_rows"] == db["n_rows"]
+    for name, fa in da["features"].items():
+        fb = db["features"][name]
+        for key, value in fa.items():
+            if key in ("sums", "mean", "m2"):
+                np.testing.assert_allclose(value, fb[key], rtol=1e-9, atol=1e-6)
+            else:
+                assert value == fb[key], (name, key)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cuts=st.lists(st.integers(0, 600), min_size=2, max_size=2),
+    seeds=st.lists(st.integers(0, 2**32), min_size=3, max_size=3, unique=True),
+)
+def test_merge_is_associative_and_commutative(
+    reference: DatasetProfile, cuts: list[int], seeds: list[int]
+) -> None:
+    frame = _frame(600, seed=11)
+    lo, hi = sorted(cuts)
+    a, b, c = (
+        _window(reference, frame.iloc[:lo], seeds[0]),
+        _window(reference, frame.iloc[lo:hi], seeds[1]),
+        _window(reference, frame.iloc[hi:], seeds[2]),
+    )
+    left = a.merge(b).merge(c)
+    right = a.merge(b.merge(c))
+    _assert_same(left, right)
+    _assert_same(a.merge(b), b.merge(a))
+    _assert_same(merge_all([c, a, b]), left)
+    whole = _window(reference, frame, seeds[0])
+    for name in ("x", "z", "k", "flag"):
+        assert _numeric(left, name).counts.tolist() == _numeric(whole, name).counts.tolist()
+        assert _numeric(left, name).mean == pytest.approx(_numeric(whole, name).mean)
+        assert _numeric(left, name).std == pytest.approx(_numeric(whole, name).std)
+    assert _categorical(left, "c").counts.tolist() == _categorical(whole, "c").counts.tolist()
+
+
+def test_merge_keeps_the_inputs_and_refuses_other_bins(reference: DatasetProfile) -> None:
+    a = _window(reference, _frame(100, seed=1), 1)
+    before = a.to_dict()
+    a.merge(a)
+    assert a.to_dict() == before
+    other_frame = _frame(100, seed=2)
+    other = build_reference_profile(other_frame, infer_schema(other_frame, None))
+    with pytest.raises(DataError, match="different bin edges"):
+        a.merge(other)
+    with pytest.raises(DataError, match="at least one"):
+        merge_all([])
+
+
+def test_merged_sample_is_uniform_over_sources() -> None:
+    profile = NumericProfile.empty([0.5], sample_size=200)
+    rng = np.random.default_rng(0)
+    small = profile.empty_like()
+    small.add(np.zeros(1_000), rng)
+    big = profile.empty_like()
+    big.add(np.ones(9_000), rng)
+    merged = small.merge(big)
+    assert len(merged.sample) == 200
+    # 10% of the rows are zeros; the sample should hold about 20 of them.
+    assert 8 <= int((merged.sample == 0.0).sum()) <= 35
+
+
+def test_large_batch_sample_is_a_uniform_bottom_k() -> None:
+    rng = np.random.default_rng(5)
+    shares = []
+    for _ in range(30):
+        p = NumericProfile.empty([0.5], sample_size=100)
+        values = np.arange(100_000, dtype=np.float64)
+        p.add(values, rng)
+        assert len(p.sample) == 100 and len(set(p.sample.tolist())) == 100
+        assert np.all(np.diff(p.sample_keys) > 0) and p.sample_keys[-1] < 0.01
+        shares.append(float((p.sample < 50_000).mean()))
+    assert abs(np.mean(shares) - 0.5) < 0.05
+
+
+def test_unseen_tally_is_exact_until_full_then_bounded() -> None:
+    p = CategoricalProfile.empty(("a",), unseen_capacity=3)
+    p.add(["x", "y", "x"])
+    assert p.unseen_names == {"x": 2, "y": 1}
+    q = p.empty_like()
+    q.add(["z"] * 10 + ["w"] * 5 + ["x"] * 3 + ["v"])
+    merged = p.merge(q)
+    true = {"x": 5, "y": 1, "z": 10, "w": 5, "v": 1}
+    bound = merged.unseen / (merged.unseen_capacity + 1)
+    assert len(merged.unseen_names) <= 3
+    for name, count in true.items():
+        assert count - bound <= merged.unseen_names.get(name, 0) <= count
+    assert merged.top_unseen(1)[0][0] == "z"
+
+
+# --- persistence ----------------------------------------------------------------------------
+
+
+def test_dict_round_trip_is_exact_and_json_safe(reference: DatasetProfile) -> None:
+    window = _window(reference, _frame(300, seed=3), 9)
+    for profile in (reference, window, reference.empty_like(seed=0)):
+        text = json.dumps(profile.to_dict(), allow_nan=False)
+        back = DatasetProfile.from_dict(json.loads(text))
+        assert back == profile
+        assert back.to_dict() == profile.to_dict()
+    with pytest.raises(DataError, match="format"):
+        DatasetProfile.from_dict({"format": 99})
+
+
+def test_round_tripped_window_keeps_counting(reference: DatasetProfile) -> None:
+    window = DatasetProfile.from_dict(json.loads(json.dumps(reference.empty_like().to_dict())))
+    window.add_frame(_frame(10, seed=4))
+    assert window.n_rows == 10 and _numeric(window, "k").count == 10
+
+
+# --- outputs --------------------------------------------------------------------------------
+
+
+def test_output_profile_bins_predictions_and_scores() -> None:
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([2.0, 1.0, 1.0], size=2000)
+    predicted = np.array(["x", "y", "z"])[proba.argmax(axis=1)]
+    ref = build_output_profile(predicted, proba, classes=["x", "y", "z"])
+    prediction = _categorical(ref, "prediction")
+    score = _numeric(ref, "score")
+    assert prediction.categories == ("x", "y", "z") and prediction.count == 2000
+    assert score.count == 2000 and score.mean == pytest.approx(proba.max(axis=1).mean())
+    window = ref.empty_like(seed=1)
+    window.add_columns(output_columns(["x", "w"], [[0.9, 0.05, 0.05], [0.4, 0.3, 0.3]]))
+    assert _categorical(window, "prediction").unseen_names == {"w": 1}
+    assert output_columns([0, 1], [[0.3, 0.7], [0.6, 0.4]])["score"].tolist() == [0.7, 0.4]
+    with pytest.raises(DataError, match="predictions but"):
+        output_columns([0], [0.1, 0.2])
