@@ -26,6 +26,7 @@ def test_demo_end_to_end(settings: Settings) -> None:
     assert stats.accuracy is not None and stats.accuracy > 0.65
     text = console.export_text()
     assert "registered version 1 as champion" in text and "/docs" in text
+    assert f"live dashboard: http://{options.host}:{options.port}/dashboard" in text
 
 
 def test_demo_refuses_a_busy_port(settings: Settings) -> None:

@@ -406,6 +406,7 @@ def summary_table(stats: DemoStats, options: DemoOptions, base_url: str) -> Grou
     if stats.last_error:
         table.add_row("last error", stats.last_error[:120])
     urls = Table(show_header=False, box=None, padding=(0, 2))
+    urls.add_row("live dashboard", f"{base_url}/dashboard")
     urls.add_row("API docs", f"{base_url}/docs")
     urls.add_row("metrics", f"{base_url}/metrics")
     urls.add_row("predictions", f"{base_url}/predictions?limit=20")
@@ -457,6 +458,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
     server.start()
     base_url = f"http://{options.host}:{options.port}"
     console.print(f"• API listening on {base_url}")
+    console.print(f"• live dashboard: {base_url}/dashboard")
     stats = DemoStats()
     stop = asyncio.Event()
 

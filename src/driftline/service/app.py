@@ -23,6 +23,7 @@ from driftline.service.errors import install_error_handlers
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.routes import (
     audit,
+    dashboard,
     health,
     labels,
     models,
@@ -109,7 +110,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (predict, labels, health, predictions, models, reports, audit, ws):
+    for module in (predict, labels, health, predictions, models, reports, audit, ws, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     return app
