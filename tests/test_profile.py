@@ -257,6 +257,13 @@ def _window(reference: DatasetProfile, frame: pd.DataFrame, seed: int) -> Datase
     return window
 
 
+def _numbers(value: object) -> object:
+    """A stored array (hex-encoded float64 in profile format 2) as numbers."""
+    if isinstance(value, str):
+        return np.frombuffer(bytes.fromhex(value), dtype="<f8")
+    return value
+
+
 def _assert_same(a: DatasetProfile, b: DatasetProfile) -> None:
     """Equal counts, samples and tallies; floating summaries equal up to rounding."""
     da, db = a.to_dict(), b.to_dict()
@@ -265,7 +272,7 @@ def _assert_same(a: DatasetProfile, b: DatasetProfile) -> None:
         fb = db["features"][name]
         for key, value in fa.items():
             if key in ("sums", "mean", "m2"):
-                np.testing.assert_allclose(value, fb[key], rtol=1e-9, atol=1e-6)
+                np.testing.assert_allclose(_numbers(value), _numbers(fb[key]), rtol=1e-9, atol=1e-6)
             else:
                 assert value == fb[key], (name, key)
 
@@ -296,6 +303,36 @@ def test_merge_is_associative_and_commutative(
         assert _numeric(left, name).mean == pytest.approx(_numeric(whole, name).mean)
         assert _numeric(left, name).std == pytest.approx(_numeric(whole, name).std)
     assert _categorical(left, "c").counts.tolist() == _categorical(whole, "c").counts.tolist()
+
+
+def test_merge_all_of_many_buckets_equals_merging_one_by_one(reference: DatasetProfile) -> None:
+    # Sixty buckets whose reservoirs are full: the one-pass merge must keep exactly the
+    # bottom-k sample (and the counts, tallies and extremes) of merging from the left.
+    frame = _frame(6_000, seed=21)
+    buckets = [_window(reference, frame.iloc[i * 100 : (i + 1) * 100], 100 + i) for i in range(60)]
+    stepwise = buckets[0]
+    for bucket in buckets[1:]:
+        stepwise = stepwise.merge(bucket)
+    at_once = merge_all(buckets)
+    _assert_same(at_once, stepwise)
+    for name in ("x", "z", "k"):
+        assert len(_numeric(at_once, name).sample) == 100
+        np.testing.assert_array_equal(
+            _numeric(at_once, name).sample_keys, _numeric(stepwise, name).sample_keys
+        )
+    whole = _window(reference, frame, 7)
+    for name in ("x", "z", "k", "flag"):
+        assert _numeric(at_once, name).counts.tolist() == _numeric(whole, name).counts.tolist()
+        assert _numeric(at_once, name).mean == pytest.approx(_numeric(whole, name).mean)
+    assert at_once.n_rows == 6_000
+
+
+def test_merge_all_refuses_mixed_kinds(reference: DatasetProfile) -> None:
+    a = _window(reference, _frame(50, seed=1), 1)
+    features = dict(a.features)
+    features["c"] = _numeric(a, "x")
+    with pytest.raises(DataError, match="feature 'c' is categorical in one profile, numeric"):
+        merge_all([a, DatasetProfile(features)])
 
 
 def test_merge_keeps_the_inputs_and_refuses_other_bins(reference: DatasetProfile) -> None:
@@ -364,6 +401,46 @@ def test_dict_round_trip_is_exact_and_json_safe(reference: DatasetProfile) -> No
         assert back.to_dict() == profile.to_dict()
     with pytest.raises(DataError, match="format"):
         DatasetProfile.from_dict({"format": 99})
+
+
+def _as_format_1(data: dict[str, object]) -> dict[str, object]:
+    """The same profile dict with every hex-encoded array as a JSON list (profile format 1)."""
+    out = json.loads(json.dumps(data))
+    out["format"] = 1
+    for spec in out["features"].values():
+        for key in ("edges", "counts", "sums", "sample", "sample_keys"):
+            if isinstance(spec.get(key), str):
+                dtype = "<i8" if key == "counts" else "<f8"
+                spec[key] = np.frombuffer(bytes.fromhex(spec[key]), dtype=dtype).tolist()
+    return out
+
+
+def test_format_1_profiles_are_still_read(reference: DatasetProfile) -> None:
+    window = _window(reference, _frame(300, seed=3), 9)
+    for profile in (reference, window):
+        old = _as_format_1(profile.to_dict())
+        assert old["features"]["x"]["counts"] == _numeric(profile, "x").counts.tolist()
+        assert DatasetProfile.from_dict(old) == profile
+
+
+def test_corrupt_stored_arrays_are_refused(reference: DatasetProfile) -> None:
+    data = json.loads(json.dumps(reference.to_dict()))
+    bad = json.loads(json.dumps(data))
+    bad["features"]["x"]["sample"] = "zz"
+    with pytest.raises(DataError, match="sample is not hex-encoded"):
+        DatasetProfile.from_dict(bad)
+    bad = json.loads(json.dumps(data))
+    bad["features"]["x"]["sums"] = bad["features"]["x"]["sums"][:-2]
+    with pytest.raises(DataError, match="sums holds"):
+        DatasetProfile.from_dict(bad)
+    bad = json.loads(json.dumps(data))
+    bad["features"]["x"]["sample_keys"] = bad["features"]["x"]["sample_keys"][:-16]
+    with pytest.raises(DataError, match="sample and sample_keys"):
+        DatasetProfile.from_dict(bad)
+    bad = json.loads(json.dumps(data))
+    bad["features"]["c"]["counts"] = bad["features"]["c"]["counts"][:-16]
+    with pytest.raises(DataError, match="len\\(categories\\) \\+ 1"):
+        DatasetProfile.from_dict(bad)
 
 
 def test_round_tripped_window_keeps_counting(reference: DatasetProfile) -> None:
