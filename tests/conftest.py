@@ -129,3 +129,22 @@ def registry(settings: Settings) -> Iterator[Registry]:
     s = open_store(settings.database_url)
     yield Registry.from_settings(settings, s)
     s.dispose()
+
+
+@pytest.fixture
+def spans() -> Iterator[object]:
+    """driftline's spans go to an in-memory exporter for the test (the `tracing` extra)."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from driftline import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.set_tracer_provider(provider)
+    yield exporter
+    tracing.set_tracer_provider(None)
+    provider.shutdown()

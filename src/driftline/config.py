@@ -129,8 +129,17 @@ class Settings(BaseSettings):
     stream_maxlen: int = Field(
         default=100_000, ge=1, description="Approximate cap of the output stream's length."
     )
-    log_format: Literal["text", "json"] = "text"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text, or one JSON object per line."
+    )
     log_level: str = "INFO"
+    access_log: bool = Field(
+        default=False, description="Log one line per HTTP request (with its request id)."
+    )
+    tracing: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where OpenTelemetry spans go: nowhere, stdout, or an OTLP/HTTP endpoint.",
+    )
 
     @field_validator("database_url", "mlflow_tracking_uri", "mlflow_registry_uri")
     @classmethod

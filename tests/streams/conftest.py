@@ -130,7 +130,12 @@ def make_consumer(stream_settings: Settings) -> Iterator[MakeConsumer]:
         writer = StoreWriter(
             store.engine,
             store.sessions,
-            {"prediction": lambda rows, session: queries.insert_predictions(rows, session=session)},
+            {
+                "prediction": lambda rows, session: queries.insert_predictions(
+                    rows, session=session
+                ),
+                "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
+            },
             s.spill_dir,
             flush_interval=0.2,
             retry_interval=0.2,

@@ -25,14 +25,10 @@ from tests.streams.conftest import Keys, entries, loan_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), pytest.mark.usefixtures("champion")]
 
-# Runs the Typer command the way `driftline consume` does (mounted here if the CLI has not
-# mounted it yet).
+# Runs the CLI exactly as the `driftline` entry point does.
 CONSUME = """
 import sys
 from driftline.cli import app
-from driftline.cli_streams import register_command
-if not any(getattr(c.callback, "__name__", "") == "consume" for c in app.registered_commands):
-    register_command(app)
 app(sys.argv[1:], prog_name="driftline")
 """
 

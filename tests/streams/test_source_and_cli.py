@@ -12,8 +12,10 @@ import typer
 from typer.testing import CliRunner
 
 from driftline.cli.common import State
-from driftline.cli_streams import register_command
+from driftline.cli.streams import register_command
 from driftline.config import Settings
+from driftline.monitoring.monitor import window_summary
+from driftline.store import open_store
 from driftline.streams import (
     RedisStreamSource,
     StreamError,
@@ -151,7 +153,7 @@ def _app(settings: Settings) -> typer.Typer:
 def test_the_consume_command(
     rds: redis.Redis, keys: Keys, stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("driftline.cli_streams.configure_logging", lambda settings: None)
+    monkeypatch.setattr("driftline.cli.streams.configure_logging", lambda settings: None)
     add(rds, keys.input, encode_event({"nonsense": 1}))
     produce(stream_settings.redis_url, keys.input, loan_records(29))
     result = CliRunner().invoke(
@@ -161,12 +163,19 @@ def test_the_consume_command(
     assert result.exit_code == 0, result.output
     assert "30 event(s): 29 predicted, 1 dead-lettered" in result.output
     assert rds.xlen(keys.output) == 29 and rds.xlen(keys.dead) == 1
+    store = open_store(stream_settings.database_url, migrate=False)
+    try:  # profiled for the monitor, as HTTP traffic is
+        now = time.time()
+        summary = window_summary(store, version=1, start=now - 3_600, end=now + 60)
+    finally:
+        store.dispose()
+    assert summary.rows == 29 and summary.rejected == 1
 
 
 def test_the_consume_command_without_redis_fails_in_one_line(
     stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("driftline.cli_streams.configure_logging", lambda settings: None)
+    monkeypatch.setattr("driftline.cli.streams.configure_logging", lambda settings: None)
     settings = stream_settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"}
     )

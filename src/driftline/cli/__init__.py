@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli import anomaly, audit, batch, demo, models, monitor, serve, train
+from driftline.cli import anomaly, audit, batch, demo, models, monitor, serve, streams, train
 from driftline.cli.common import State, fail
 from driftline.config import Settings
 
@@ -32,14 +32,21 @@ def _root(
 ) -> None:
     from pydantic import ValidationError
 
+    from driftline.errors import ConfigurationError
+    from driftline.tracing import configure_tracing
+
     try:
         settings = Settings(home=home) if home is not None else Settings()
     except ValidationError as exc:
         raise fail(f"bad configuration: {exc}") from exc
+    try:
+        configure_tracing(settings)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from exc
     ctx.obj = State(settings)
 
 
-for _module in (demo, train, serve, models, batch, monitor, audit):
+for _module in (demo, train, serve, models, batch, monitor, audit, streams):
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")

@@ -66,6 +66,7 @@ def register_command(app: typer.Typer) -> None:
                 host=settings.host,
                 port=settings.port,
                 log_level="warning",
+                log_config=None,  # uvicorn's lines go through driftline's handler (text, JSON)
                 timeout_graceful_shutdown=30,
             )
             return
@@ -81,5 +82,6 @@ def register_command(app: typer.Typer) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level="warning",
+            log_config=None,
             timeout_graceful_shutdown=30,
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline import tracing
 from driftline.drift.decision import (
     DatasetDrift,
     DriftPolicy,
@@ -228,6 +229,7 @@ def build_report(
     return jsonable(body)  # type: ignore[no-any-return]
 
 
+@tracing.traced("driftline.monitor")
 def run_monitor(
     *,
     store: Store,
@@ -243,28 +245,48 @@ def run_monitor(
     chosen = version if version is not None else registry.alias(CHAMPION)
     if chosen is None:
         raise NotReadyError("no champion to monitor yet: train and register a model first")
-    bundle = registry.load(chosen)
-    reference = reference_for(bundle)
-    current = window_summary(
-        store, version=chosen, start=start, end=end, bucket_seconds=options.bucket_seconds
+    tracing.annotate(
+        {
+            "driftline.model.name": registry.model_name,
+            "driftline.model.version": chosen,
+            "driftline.monitor.window_seconds": options.window_seconds,
+        }
     )
-    with store.sessions() as session:
-        labeled = queries.labeled_predictions(
-            session=session, start=start, end=end, version=chosen, limit=200_000
+    with tracing.span("driftline.monitor.load_model"):
+        bundle = registry.load(chosen)
+        reference = reference_for(bundle)
+    with tracing.span("driftline.monitor.read_window") as span:
+        current = window_summary(
+            store, version=chosen, start=start, end=end, bucket_seconds=options.bucket_seconds
         )
-    body = build_report(
-        bundle=bundle,
-        reference=reference,
-        current=current,
-        labeled=labeled,
-        concept=concept_status(store, registry.model_name, chosen),
-        options=options,
-        model_name=registry.model_name,
-        start=start,
-        end=end,
+        with store.sessions() as session:
+            labeled = queries.labeled_predictions(
+                session=session, start=start, end=end, version=chosen, limit=200_000
+            )
+        span.set_attribute("driftline.rows", current.rows)
+        span.set_attribute("driftline.monitor.buckets", current.buckets)
+        span.set_attribute("driftline.monitor.labeled", len(labeled))
+    with tracing.span("driftline.monitor.build_report"):
+        body = build_report(
+            bundle=bundle,
+            reference=reference,
+            current=current,
+            labeled=labeled,
+            concept=concept_status(store, registry.model_name, chosen),
+            options=options,
+            model_name=registry.model_name,
+            start=start,
+            end=end,
+        )
+    tracing.annotate(
+        {
+            "driftline.rows": current.rows,
+            "driftline.monitor.status": body["status"],
+            "driftline.monitor.data_drift": body["data_drift"]["severity"],
+        }
     )
     if persist:
-        with store.sessions.begin() as session:
+        with tracing.span("driftline.monitor.persist"), store.sessions.begin() as session:
             body["id"] = queries.add_report(
                 session=session,
                 model_name=registry.model_name,
@@ -295,4 +317,5 @@ def run_monitor(
                         ],
                     },
                 )
+        tracing.annotate({"driftline.monitor.report_id": body["id"]})
     return body

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import driftline
 from driftline.config import Settings
 from driftline.registry import Registry
+from driftline.service.context import RequestContextMiddleware
 from driftline.service.errors import install_error_handlers
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.routes import (
@@ -113,6 +114,7 @@ def create_app(
     for module in (predict, labels, health, predictions, models, reports, audit, ws, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     return app
 
 
@@ -120,6 +122,8 @@ def create_app_from_env() -> Any:
     """Factory for ``uvicorn --factory``: settings from ``DRIFTLINE_*`` variables."""
     settings = Settings()
     from driftline.logs import configure_logging
+    from driftline.tracing import configure_tracing
 
     configure_logging(settings)
+    configure_tracing(settings)
     return create_app(settings)

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from driftline.logs import current_request_id
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 
@@ -44,6 +45,7 @@ class _Item:
     bundle: ModelBundle
     records: Sequence[Mapping[str, Any]]
     future: asyncio.Future[list[RowResult]]
+    request_id: str | None = None  # for log lines written on the model thread
 
 
 class MicroBatcher:
@@ -87,7 +89,7 @@ class MicroBatcher:
         if self._wakeup is None:
             raise RuntimeError("MicroBatcher.start() was not awaited")
         future: asyncio.Future[list[RowResult]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(bundle, records, future))
+        self._pending.append(_Item(bundle, records, future, current_request_id()))
         self._wakeup.set()
         return await future
 
@@ -164,7 +166,11 @@ class MicroBatcher:
         try:
             predictions = item.bundle.predict_records(item.records)
         except Exception as exc:
-            log.warning("model call failed for one request: %s", exc)
+            log.warning(
+                "model call failed for one request: %s",
+                exc,
+                extra={"request_id": item.request_id} if item.request_id else None,
+            )
             return exc
         self._notify(item.bundle, item.records, predictions)
         return _rows(predictions, 0, len(item.records))

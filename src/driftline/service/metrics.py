@@ -22,7 +22,9 @@ from prometheus_client import (
     multiprocess,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics", "multiprocess_dir"]
+from driftline.store.writer import WriterListener
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics", "WriterMetricsListener", "multiprocess_dir"]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -378,3 +380,23 @@ class ServiceMetrics:
     def describe(self) -> dict[str, Any]:
         """Metric names and help texts (used by docs and the Grafana check)."""
         return {m.name: m.documentation for m in self.registry.collect()}
+
+
+class WriterMetricsListener(WriterListener):
+    """The store writer's events as service metrics (API workers and stream consumers)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def written(self, kind: str, n: int, lag_seconds: float) -> None:
+        self.metrics.records_written.labels(kind=kind).inc(n)
+        self.metrics.writer_lag.set(lag_seconds)
+
+    def spilled(self, kind: str, n: int) -> None:
+        self.metrics.records_spilled.labels(kind=kind).inc(n)
+
+    def replayed(self, kind: str, n: int) -> None:
+        self.metrics.records_replayed.labels(kind=kind).inc(n)
+
+    def store_state(self, up: bool) -> None:
+        self.metrics.store_up.set(1 if up else 0)

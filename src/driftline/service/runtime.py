@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from driftline import tracing
 from driftline.alerts.config import AlertsConfig, load_alerts_config
 from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
 from driftline.errors import OverloadedError, PredictionError
+from driftline.logs import current_request_id
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.concept import update_concept
@@ -29,30 +31,12 @@ from driftline.scheduler import Job, Scheduler
 from driftline.schema import label_text
 from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
-from driftline.service.metrics import ServiceMetrics
-from driftline.store import Store, StoreWriter, WriterListener, is_reachable, open_store, queries
+from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
+from driftline.store import Store, StoreWriter, is_reachable, open_store, queries
 
 __all__ = ["ServingRuntime", "new_request_id", "predict_and_log", "validate_records"]
 
 log = logging.getLogger(__name__)
-
-
-class _MetricsListener(WriterListener):
-    def __init__(self, metrics: ServiceMetrics) -> None:
-        self.metrics = metrics
-
-    def written(self, kind: str, n: int, lag_seconds: float) -> None:
-        self.metrics.records_written.labels(kind=kind).inc(n)
-        self.metrics.writer_lag.set(lag_seconds)
-
-    def spilled(self, kind: str, n: int) -> None:
-        self.metrics.records_spilled.labels(kind=kind).inc(n)
-
-    def replayed(self, kind: str, n: int) -> None:
-        self.metrics.records_replayed.labels(kind=kind).inc(n)
-
-    def store_state(self, up: bool) -> None:
-        self.metrics.store_up.set(1 if up else 0)
 
 
 def new_request_id() -> str:
@@ -139,7 +123,7 @@ class ServingRuntime:
             queue_size=settings.queue_size,
             batch_size=settings.write_batch_size,
             flush_interval=settings.flush_interval_seconds,
-            listener=_MetricsListener(self.metrics),
+            listener=WriterMetricsListener(self.metrics),
         )
         self.writer.start()
         self.metrics.store_up.set(1)
@@ -452,6 +436,7 @@ def validate_records(
     return clean
 
 
+@tracing.traced("driftline.predict")
 async def predict_and_log(
     runtime: ServingRuntime,
     bundle: ModelBundle,
@@ -468,6 +453,15 @@ async def predict_and_log(
     version = bundle.version if bundle.version is not None else 0
     variant = runtime.variant_of(bundle)
     metrics = runtime.metrics
+    tracing.annotate(
+        {
+            "driftline.model.version": version,
+            "driftline.variant": variant,
+            "driftline.rows": len(records),
+            "driftline.source": source,
+            "driftline.request_id": current_request_id(),
+        }
+    )
     try:
         results = await runtime.batcher.predict(bundle, records)
     except Exception as exc:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from driftline import tracing
 from driftline.errors import StoreUnavailableError
 from driftline.store.engine import is_reachable
 from driftline.store.spill import SpilledRecord, SpillLog, claim_spill_files
@@ -132,6 +133,15 @@ class StoreWriter:
         Raises :class:`StoreUnavailableError` only when neither the store nor the local disk
         could take them.
         """
+        with tracing.span(
+            "driftline.writer.write_now",
+            {"driftline.write.kind": kind, "driftline.rows": len(rows)},
+        ) as span:
+            durable = self._write_now(kind, rows)
+            span.set_attribute("driftline.write.durable", durable)
+        return durable
+
+    def _write_now(self, kind: str, rows: Sequence[dict[str, Any]]) -> str:
         if self._store_up:
             try:
                 with self.sessions.begin() as session:
@@ -249,6 +259,17 @@ class StoreWriter:
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for kind, row in batch:
             by_kind[kind].append(row)
+        kinds = ",".join(sorted(by_kind))
+        with tracing.span(
+            "driftline.writer.batch", {"driftline.write.kind": kinds, "driftline.rows": len(batch)}
+        ) as span:
+            durable = self._commit_or_spill(batch, by_kind)
+            span.set_attribute("driftline.write.durable", durable)
+
+    def _commit_or_spill(
+        self, batch: list[SpilledRecord], by_kind: dict[str, list[dict[str, Any]]]
+    ) -> str:
+        """One transaction for the batch, or the spill log; returns which."""
         if self._store_up:
             try:
                 with self.sessions.begin() as session:
@@ -263,8 +284,9 @@ class StoreWriter:
                 for kind, rows in by_kind.items():
                     oldest = min(float(r.get("ts", now)) for r in rows)
                     self.listener.written(kind, len(rows), max(0.0, now - oldest))
-                return
+                return "store"
         self._spill_batch(batch, by_kind)
+        return "spill"
 
     def _spill_batch(
         self, batch: list[SpilledRecord], by_kind: dict[str, list[dict[str, Any]]]

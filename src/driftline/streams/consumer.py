@@ -6,7 +6,8 @@ For every batch, in this order:
    (at most ``batch_size``, blocking up to ``block_ms``);
 2. check every event against the champion's schema; invalid or malformed ones go to the
    dead-letter stream with their errors and are acked (they would fail again);
-3. predict the valid ones in one model call and call the batch listeners (profiles, drift);
+3. predict the valid ones in one model call, profile them into the live window buckets the
+   monitor reads (as the HTTP path does) and call the batch listeners;
 4. make the prediction rows durable (``StoreWriter.write_now``: the store, or the fsync'd
    spill log while it is down);
 5. publish them to the output stream;
@@ -16,7 +17,12 @@ A crash anywhere before 6 leaves the events pending; they are delivered again an
 again under the same request id (the event's ``request_id`` field, else
 ``<input stream>:<event id>``). The store's inserts are idempotent by request id, so it keeps
 one row per event; the output stream may carry a second entry (at-least-once); listeners and
-counters may see a redelivered event twice.
+counters (and profiles) may see a redelivered event twice.
+
+Monitoring: with a :class:`~driftline.monitoring.window.WindowRecorder`, every model call is
+profiled, latencies, model errors and schema violations are counted, and the buckets are
+written through the writer (kind ``bucket``) every ``flush_seconds`` and when :meth:`run`
+returns, so ``driftline check`` and the service's monitor see stream traffic like HTTP traffic.
 
 Backpressure: the next batch is read only after the previous one is acked, so at most one
 batch is in memory and the backlog waits in the broker.
@@ -24,6 +30,7 @@ batch is in memory and the backlog waits in the broker.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -35,9 +42,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from driftline import tracing
 from driftline.errors import ConfigurationError, StoreUnavailableError
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
+from driftline.monitoring.window import WindowRecorder
 from driftline.registry import CHALLENGER, CHAMPION, Registry
 from driftline.schema import label_text
 from driftline.service.batcher import BatchListener
@@ -147,7 +156,13 @@ class StreamConsumer:
         The service metrics to count into (a fresh set by default).
     listeners
         Called after every successful model call with the bundle, the records and the
-        predictions, as in the HTTP path (window profiles, drift monitoring).
+        predictions.
+    recorder
+        Profiles the traffic into live window buckets for drift monitoring (as an API worker
+        does); its buckets go to the store through ``writer``, which must accept the kind
+        ``bucket``. ``None`` turns monitoring off.
+    flush_seconds
+        How often the recorder's changed buckets are written.
     batch_size
         Most events per batch (and per model call).
     block_ms
@@ -172,6 +187,8 @@ class StreamConsumer:
         *,
         metrics: ServiceMetrics | None = None,
         listeners: Sequence[BatchListener] = (),
+        recorder: WindowRecorder | None = None,
+        flush_seconds: float = 10.0,
         batch_size: int = 100,
         block_ms: int = 1_000,
         reload_poll_seconds: float = 5.0,
@@ -188,6 +205,8 @@ class StreamConsumer:
             raise ConfigurationError(f"reload_poll_seconds must be > 0, got {reload_poll_seconds}")
         if claim_every_seconds <= 0:
             raise ConfigurationError(f"claim_every_seconds must be > 0, got {claim_every_seconds}")
+        if flush_seconds <= 0:
+            raise ConfigurationError(f"flush_seconds must be > 0, got {flush_seconds}")
         if len(source.name) + 1 + _LONGEST_EVENT_ID > MAX_REQUEST_ID_LENGTH:
             raise ConfigurationError(
                 f"input stream name must have at most "
@@ -200,6 +219,8 @@ class StreamConsumer:
         self.metrics = metrics or ServiceMetrics()
         self.stream_metrics = StreamMetrics.for_registry(self.metrics.registry)
         self.listeners = list(listeners)
+        self.recorder = recorder
+        self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.reload_poll_seconds = reload_poll_seconds
@@ -214,6 +235,7 @@ class StreamConsumer:
         self._stop = threading.Event()
         self._next_poll = 0.0
         self._next_claim = 0.0
+        self._next_flush = time.monotonic() + flush_seconds
 
     @classmethod
     def from_settings(
@@ -232,6 +254,7 @@ class StreamConsumer:
             "claim_every_seconds": min(1.0, settings.stream_claim_idle_ms / 4000.0),
             "model_name": settings.model_name,
             "compiled_preprocessing": settings.compiled_preprocessing,
+            "flush_seconds": settings.monitor_flush_seconds,
         }
         return cls(source, registry, writer, **{**defaults, **options})
 
@@ -252,21 +275,43 @@ class StreamConsumer:
             raise ConfigurationError(f"max_events must be >= 0, got {max_events}")
         target = None if max_events is None else self.stats.events + max_events
         waiting_logged = False
-        while not self._stop.is_set():
-            if target is not None and self.stats.events >= target:
-                break
-            self._poll_model()
-            if self.champion is None:
-                if not waiting_logged:
-                    log.warning("no champion model yet; waiting before reading events")
-                    waiting_logged = True
-                self._stop.wait(self.reload_poll_seconds)
-                continue
-            limit = self.batch_size
-            if target is not None:
-                limit = min(limit, target - self.stats.events)
-            self.step(limit)
+        try:
+            while not self._stop.is_set():
+                if target is not None and self.stats.events >= target:
+                    break
+                self._poll_model()
+                if self.champion is None:
+                    if not waiting_logged:
+                        log.warning("no champion model yet; waiting before reading events")
+                        waiting_logged = True
+                    self._stop.wait(self.reload_poll_seconds)
+                    continue
+                limit = self.batch_size
+                if target is not None:
+                    limit = min(limit, target - self.stats.events)
+                self.step(limit)
+                if time.monotonic() >= self._next_flush:
+                    self.flush_profiles()
+        finally:
+            self.flush_profiles(everything=True)
         return self.stats
+
+    def flush_profiles(self, *, everything: bool = False) -> int:
+        """Write the recorder's changed buckets durably (store, or spill log); returns how many.
+
+        ``everything`` also forgets the open buckets (when the consumer stops).
+        """
+        self._next_flush = time.monotonic() + self.flush_seconds
+        if self.recorder is None:
+            return 0
+        rows = self.recorder.drain(everything=everything)
+        if rows:
+            try:
+                self.writer.write_now("bucket", rows)
+            except Exception as exc:  # profiles are best effort; predictions are not
+                log.error("could not write %d profile bucket(s): %s", len(rows), exc)
+                return 0
+        return len(rows)
 
     def step(self, limit: int | None = None) -> int:
         """Take and handle one batch of at most ``limit`` events; returns the events acked.
@@ -346,6 +391,24 @@ class StreamConsumer:
         return self.source.read(count, self.block_ms)
 
     def _handle(self, bundle: ModelBundle, events: list[StreamEvent]) -> int:
+        before = dataclasses.replace(self.stats)
+        with tracing.span(
+            "driftline.stream.batch",
+            {
+                "driftline.stream": self.source.name,
+                "driftline.stream.consumer": self.source.consumer,
+                "driftline.stream.events": len(events),
+                "driftline.model.version": bundle.version or 0,
+            },
+        ) as span:
+            done = self._handle_batch(bundle, events)
+            span.set_attribute("driftline.rows", self.stats.predicted - before.predicted)
+            span.set_attribute(
+                "driftline.stream.dead_lettered", self.stats.dead_lettered - before.dead_lettered
+            )
+        return done
+
+    def _handle_batch(self, bundle: ModelBundle, events: list[StreamEvent]) -> int:
         started = time.perf_counter()
         trimmed = [e.id for e in events if not e.fields]
         rejected: list[tuple[StreamEvent, str, list[dict[str, Any]]]] = []
@@ -398,6 +461,13 @@ class StreamConsumer:
             self.stats.events += len(rejected) + len(trimmed)
             if trimmed:
                 self.stream_metrics.events.labels(outcome="trimmed").inc(len(trimmed))
+            if self.recorder is not None:  # what the HTTP path counts for a refused request
+                invalid = sum(1 for _, reason, _ in rejected if reason == "validation")
+                if invalid:
+                    self.recorder.observe_rejected(version, invalid)
+                failed = sum(1 for _, reason, _ in rejected if reason == "model_error")
+                if failed:
+                    self.recorder.observe_requests(version, (), errors=failed)
 
         if rows:
             durable = self.writer.write_now("prediction", rows)
@@ -408,6 +478,8 @@ class StreamConsumer:
             self.stats.events += len(rows)
             self.stats.predicted += len(rows)
             self._count_predictions(rows, elapsed)
+            if self.recorder is not None:
+                self.recorder.observe_requests(version, [elapsed * 1000.0] * len(rows))
         self.stats.batches += 1
         self.stream_metrics.batch_duration.observe(time.perf_counter() - started)
         return len(events)
@@ -439,6 +511,8 @@ class StreamConsumer:
         self, bundle: ModelBundle, records: list[dict[str, Any]], predictions: Predictions
     ) -> None:
         self.metrics.batch_size.observe(len(records))
+        if self.recorder is not None:
+            self.recorder.observe(bundle, records, predictions, variant="champion")
         for listener in self.listeners:
             try:
                 listener(bundle, records, predictions)

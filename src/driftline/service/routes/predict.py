@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from driftline.errors import ValidationError
+from driftline.logs import adopt_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep
 from driftline.service.runtime import predict_and_log, validate_records
 from driftline.service.schemas import (
@@ -31,11 +32,12 @@ async def predict(
 ) -> dict[str, Any]:
     """Predict one row with the champion (or the canary, during a rollout)."""
     started = time.perf_counter()
+    request_id = adopt_request_id(body.request_id)  # also the X-Request-ID of the answer
     records = validate_records(
         runtime, champion, [body.features], [("body", "features")], endpoint="/predict"
     )
     [answer] = await predict_and_log(
-        runtime, champion, records, [body.request_id], source="api", started=started
+        runtime, champion, records, [request_id], source="api", started=started
     )
     return answer
 

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import socket
+import uuid
 from types import FrameType
 from typing import Annotated, Any
 
@@ -13,34 +14,15 @@ import typer
 
 from driftline.cli.common import console, handle_errors, state
 from driftline.logs import configure_logging
+from driftline.monitoring.window import WindowRecorder
 from driftline.registry import Registry
-from driftline.service.metrics import ServiceMetrics
-from driftline.store import StoreWriter, WriterListener, open_store, queries
+from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
+from driftline.store import StoreWriter, open_store, queries
 from driftline.streams import RedisStreamSource, StreamConsumer
 
 __all__ = ["consume", "register_command"]
 
 log = logging.getLogger(__name__)
-
-
-class _WriterMetrics(WriterListener):
-    """Writer events as the service's metrics (the same counters the API worker feeds)."""
-
-    def __init__(self, metrics: ServiceMetrics) -> None:
-        self.metrics = metrics
-
-    def written(self, kind: str, n: int, lag_seconds: float) -> None:
-        self.metrics.records_written.labels(kind=kind).inc(n)
-        self.metrics.writer_lag.set(lag_seconds)
-
-    def spilled(self, kind: str, n: int) -> None:
-        self.metrics.records_spilled.labels(kind=kind).inc(n)
-
-    def replayed(self, kind: str, n: int) -> None:
-        self.metrics.records_replayed.labels(kind=kind).inc(n)
-
-    def store_state(self, up: bool) -> None:
-        self.metrics.store_up.set(1 if up else 0)
 
 
 def _default_consumer_name() -> str:
@@ -77,7 +59,8 @@ def consume(
 ) -> None:
     """Predict feature events from DRIFTLINE_STREAM_INPUT with the champion: log each
     prediction, publish it to DRIFTLINE_STREAM_OUTPUT, then ack it (at-least-once delivery,
-    one row per event in the store). SIGTERM or Ctrl-C finishes the batch in hand."""
+    one row per event in the store). The traffic is profiled for drift monitoring like HTTP
+    traffic. SIGTERM or Ctrl-C finishes the batch in hand."""
     settings = state(ctx).settings
     if batch_size is not None:
         settings = settings.model_copy(update={"stream_batch_size": batch_size})
@@ -94,16 +77,18 @@ def consume(
         store.engine,
         store.sessions,
         {
-            # Labels too: the spill folder may hold an API worker's files, replayed by whoever
-            # finds the store up first.
             "prediction": lambda rows, session: queries.insert_predictions(rows, session=session),
+            "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
+            # The other kinds too: the spill folder may hold an API worker's files, replayed by
+            # whoever finds the store up first.
             "label": lambda rows, session: queries.upsert_labels(rows, session=session),
+            "shadow": lambda rows, session: queries.insert_shadow(rows, session=session),
         },
         settings.spill_dir,
         queue_size=settings.queue_size,
         batch_size=settings.write_batch_size,
         flush_interval=settings.flush_interval_seconds,
-        listener=_WriterMetrics(metrics),
+        listener=WriterMetricsListener(metrics),
     )
     writer.start()
     metrics.store_up.set(1)
@@ -115,6 +100,12 @@ def consume(
         writer,
         metrics=metrics,
         block_ms=block_ms,
+        # Live profiles for drift monitoring, as an API worker keeps them (unique per process:
+        # buckets are cumulative snapshots keyed by worker).
+        recorder=WindowRecorder(
+            worker_id=f"stream-{name}-{uuid.uuid4().hex[:6]}",
+            bucket_seconds=settings.monitor_bucket_seconds,
+        ),
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
