@@ -116,6 +116,19 @@ class Settings(BaseSettings):
     alerts_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the built-in alert rules are evaluated."
     )
+    # --- online learning (online champions, e.g. `--model arf`) ---------------------------------
+    online_learning: bool = Field(
+        default=True, description="An online champion learns each label as it arrives."
+    )
+    online_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the online learner looks for new labels."
+    )
+    online_checkpoint_labels: int = Field(
+        default=1_000, ge=1, description="Learned labels after which a checkpoint is registered."
+    )
+    online_checkpoint_seconds: float = Field(
+        default=900.0, gt=0, description="Longest time a learned label waits for a checkpoint."
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis for stream ingestion."
     )

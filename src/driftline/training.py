@@ -18,16 +18,28 @@ from sklearn.model_selection import train_test_split
 
 import driftline
 from driftline.errors import DataError
+from driftline.models.base import Model
 from driftline.models.bundle import PROBA_PREFIX, ModelBundle
 from driftline.models.evaluation import classification_metrics
+from driftline.models.online import ONLINE_KIND, ARFModel, continue_training
 from driftline.models.sklearn import SKLEARN_KINDS, SklearnModel, build_pipeline
 from driftline.schema import FeatureSchema, infer_schema
 
-__all__ = ["PROBA_PREFIX", "TrainResult", "frame_hash", "stratified_sample", "train_model"]
+__all__ = [
+    "MODEL_KINDS",
+    "PROBA_PREFIX",
+    "TrainResult",
+    "frame_hash",
+    "stratified_sample",
+    "train_model",
+]
 
 MIN_ROWS_PER_CLASS = 5
+#: Every kind ``train_model`` fits: the scikit-learn pipelines and river's ARF (online).
+MODEL_KINDS: tuple[str, ...] = (*SKLEARN_KINDS, ONLINE_KIND)
 
 Progress = Callable[[str], None]
+RowsProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,16 @@ def evaluation_frame(
     return out
 
 
+def _online_meta(model: Model) -> dict[str, Any]:
+    if not isinstance(model, ARFModel):
+        return {}
+    return {
+        "n_models": model.n_models,
+        "n_learned": model.n_learned,
+        "renewed_trees": list(model.renewed_trees),
+    }
+
+
 def train_model(
     frame: pd.DataFrame,
     target: str,
@@ -81,8 +103,11 @@ def train_model(
     allow_missing: bool = False,
     schema: FeatureSchema | None = None,
     progress: Progress | None = None,
+    rows_progress: RowsProgress | None = None,
+    continue_from: ARFModel | None = None,
+    new_tree_share: float = 0.4,
 ) -> TrainResult:
-    """Fit a scikit-learn pipeline on ``frame`` and evaluate it on a stratified holdout.
+    """Fit a model on ``frame`` and evaluate it on a stratified holdout.
 
     Parameters
     ----------
@@ -91,7 +116,9 @@ def train_model(
     target
         The label column (two or more classes).
     kind
-        ``hgb`` (histogram gradient boosting), ``rf`` (random forest) or ``logreg``.
+        ``hgb`` (histogram gradient boosting), ``rf`` (random forest), ``logreg``, or ``arf``
+        (river's Adaptive Random Forest, an online model that learns the training rows one by
+        one, in the split's shuffled order; see :class:`~driftline.models.online.ARFModel`).
     seed
         Seed of the split and the model.
     holdout
@@ -104,11 +131,21 @@ def train_model(
         Use this schema instead of inferring one (retraining keeps the champion's).
     progress
         Called with the name of each step as it starts.
+    rows_progress
+        Called with ``(rows done, total)`` while an online model learns the training rows.
+    continue_from
+        For ``arf``: continue from this champion instead of starting afresh
+        (:func:`~driftline.models.online.continue_training` with ``new_tree_share`` and
+        ``seed``); pass the champion's schema too.
+    new_tree_share
+        Share of the champion's trees replaced by new ones when continuing.
     """
     started = time.perf_counter()
     step = progress or (lambda _name: None)
-    if kind not in SKLEARN_KINDS:
-        raise DataError(f"model kind must be one of {SKLEARN_KINDS}, got {kind!r}")
+    if kind not in MODEL_KINDS:
+        raise DataError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    if continue_from is not None and kind != ONLINE_KIND:
+        raise DataError(f"only {ONLINE_KIND!r} models continue from a champion, not {kind!r}")
     step("inferring schema")
     if schema is None:
         schema = infer_schema(frame, target, allow_missing=allow_missing)
@@ -125,9 +162,24 @@ def train_model(
         x, y, test_size=holdout, stratify=y, random_state=seed
     )
     step(f"fitting {kind}")
-    pipeline = build_pipeline(schema, kind, seed=seed)
-    pipeline.fit(x_train, y_train)
-    model = SklearnModel(pipeline)
+    model: Model
+    if continue_from is not None:
+        model = continue_training(
+            continue_from,
+            x_train,
+            y_train,
+            new_tree_share=new_tree_share,
+            seed=seed,
+            progress=rows_progress,
+        )
+    elif kind == ONLINE_KIND:
+        online = ARFModel(schema, seed=seed)
+        online.learn_many(x_train, y_train, progress=rows_progress)
+        model = online
+    else:
+        pipeline = build_pipeline(schema, kind, seed=seed)
+        pipeline.fit(x_train, y_train)
+        model = SklearnModel(pipeline)
     step("evaluating on holdout")
     proba = model.predict_proba(x_test)
     metrics = classification_metrics(y_test.to_numpy(), proba, model.classes)
@@ -150,6 +202,7 @@ def train_model(
             "data_hash": frame_hash(frame),
             "driftline_version": driftline.__version__,
             "trained_at": time.time(),
+            **_online_meta(model),
         },
     )
     step("profiling the reference")

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from driftline.cli.common import console, fmt_metric, handle_errors, state
@@ -52,14 +59,27 @@ def run_training(
     data: Path, target: str, model: str, seed: int, holdout: float, allow_missing: bool
 ) -> ModelBundle:
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]}"),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
-        task = progress.add_task(f"reading {data}", total=None)
+        task = progress.add_task(f"reading {data}", total=None, rows="")
         frame = read_table(data)
         progress.update(task, description=f"read {len(frame):,} rows × {frame.shape[1]} columns")
 
         def step(name: str) -> None:
             progress.update(task, description=name)
+
+        rows_task: TaskID | None = None
+
+        def rows(done: int, total: int) -> None:  # an online model learning row by row
+            nonlocal rows_task
+            if rows_task is None:
+                rows_task = progress.add_task("learning rows", total=total, rows="")
+            progress.update(rows_task, completed=done, rows=f"{done:,}/{total:,}")
 
         result = train_model(
             frame,
@@ -69,6 +89,7 @@ def run_training(
             holdout=holdout,
             allow_missing=allow_missing,
             progress=step,
+            rows_progress=rows,
         )
         progress.update(task, description=f"trained in {result.seconds:.1f}s")
     return result.bundle
@@ -81,7 +102,9 @@ def register_command(app: typer.Typer) -> None:
         ctx: typer.Context,
         data: Annotated[Path, typer.Argument(help="Training table (.csv or .parquet).")],
         target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
-        model: Annotated[str, typer.Option("--model", "-m", help="hgb, rf or logreg.")] = "hgb",
+        model: Annotated[
+            str, typer.Option("--model", "-m", help="hgb, rf, logreg, or arf (online).")
+        ] = "hgb",
         seed: Annotated[int, typer.Option(help="Seed of the split and model.")] = 0,
         holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Holdout share.")] = 0.25,
         allow_missing: Annotated[

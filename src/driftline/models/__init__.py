@@ -5,9 +5,11 @@ from __future__ import annotations
 from driftline.models.base import Model, OnlineModel, Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.models.evaluation import classification_metrics
+from driftline.models.online import ARFModel, continue_training
 from driftline.models.sklearn import SklearnModel, build_pipeline
 
 __all__ = [
+    "ARFModel",
     "Model",
     "ModelBundle",
     "OnlineModel",
@@ -15,4 +17,5 @@ __all__ = [
     "SklearnModel",
     "build_pipeline",
     "classification_metrics",
+    "continue_training",
 ]

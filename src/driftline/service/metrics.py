@@ -345,6 +345,20 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        # --- online learning (see service/online.py) --------------------------------------------
+        self.online_learned = Counter(
+            "driftline_online_learned_labels_total",
+            "Labels the serving online champion learned (learn_one), by result "
+            "(learned, skipped: unknown class or unusable features).",
+            ["result"],
+            registry=r,
+        )
+        self.online_checkpoints = Counter(
+            "driftline_online_checkpoints_total",
+            "Checkpoints of the online champion registered, by result (ok, error, superseded).",
+            ["result"],
+            registry=r,
+        )
         # --- alerts ---------------------------------------------------------------------------
         self.alerts_firing = Gauge(
             "driftline_alerts_firing",

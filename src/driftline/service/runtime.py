@@ -32,6 +32,7 @@ from driftline.schema import label_text
 from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
+from driftline.service.online import OnlineLearner
 from driftline.store import Store, StoreWriter, is_reachable, open_store, queries
 
 __all__ = ["ServingRuntime", "new_request_id", "predict_and_log", "validate_records"]
@@ -81,6 +82,8 @@ class ServingRuntime:
         self.scheduler: Scheduler | None = None
         self._exported_report: int | None = None
         self._alerts: AlertRunner | None = None
+        #: Online learning of an online champion (labels → learn_one → checkpoints).
+        self.online = OnlineLearner(self)
         self.started_at = time.time()
         #: Fields refused by validation since start (a data-quality signal for the monitor).
         self.schema_violations = 0
@@ -137,6 +140,7 @@ class ServingRuntime:
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="driftline-gauges"))
         self._tasks.append(asyncio.create_task(self._profile_loop(), name="driftline-profiles"))
         self._tasks.append(asyncio.create_task(self._export_loop(), name="driftline-export"))
+        await self.online.start()
         self._loop = asyncio.get_running_loop()
         if settings.scheduler:
             self.scheduler = Scheduler(
@@ -148,6 +152,7 @@ class ServingRuntime:
             await self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.online.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         for task in self._tasks:
@@ -400,6 +405,7 @@ class ServingRuntime:
         assert self.writer is not None
         durable = self.writer.write_now("label", rows)
         self.metrics.labels.labels(durable=durable).inc(len(rows))
+        self.online.notify()
         return durable
 
     async def store_reachable(self) -> bool:

@@ -47,6 +47,7 @@ __all__ = [
     "insert_predictions",
     "insert_shadow",
     "labeled_by_variant",
+    "labeled_features_since",
     "labeled_predictions",
     "labels_since",
     "latest_report",
@@ -633,6 +634,32 @@ def labels_since(
         for ts, rid, label, prediction, version, variant, predicted_ts in session.execute(
             stmt
         ).all()
+    ]
+
+
+def labeled_features_since(
+    *,
+    session: Session,
+    after_ts: float,
+    after_id: str = "",
+    until_ts: float | None = None,
+    limit: int = 1_000,
+) -> list[dict[str, Any]]:
+    """Labels that arrived after the cursor ``(after_ts, after_id)`` (and at or before
+    ``until_ts``), with the features of their prediction, in label order: what an online
+    model learns. Labels whose prediction is not stored are left out."""
+    stmt = (
+        select(Label.ts, Label.request_id, Label.label, Prediction.features)
+        .join(Prediction, Prediction.request_id == Label.request_id)
+        .where((Label.ts > after_ts) | ((Label.ts == after_ts) & (Label.request_id > after_id)))
+        .order_by(Label.ts, Label.request_id)
+        .limit(limit)
+    )
+    if until_ts is not None:
+        stmt = stmt.where(Label.ts <= until_ts)
+    return [
+        {"label_ts": ts, "request_id": rid, "label": label, "features": features}
+        for ts, rid, label, features in session.execute(stmt).all()
     ]
 
 
