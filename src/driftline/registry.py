@@ -151,8 +151,13 @@ class Registry:
         reason: str = "trained",
         tags: dict[str, str] | None = None,
         champion_if_first: bool = True,
+        artifacts: dict[str, Path] | None = None,
     ) -> int:
-        """Log ``bundle`` as a new version; the first version of a model becomes champion."""
+        """Log ``bundle`` as a new version; the first version of a model becomes champion.
+
+        ``artifacts`` maps an artifact folder to a local file logged with the version's run
+        (the closed loop logs the training-data snapshot as ``training-data``).
+        """
         experiment_id = self._experiment_id()
         self._ensure_registered_model()
         all_tags = {
@@ -176,6 +181,8 @@ class Registry:
             with tempfile.TemporaryDirectory(prefix="driftline-bundle-") as tmp:
                 folder = bundle.save(Path(tmp) / BUNDLE_PATH)
                 self.client.log_artifacts(run_id, str(folder), BUNDLE_PATH)
+            for artifact_path, local in (artifacts or {}).items():
+                self.client.log_artifact(run_id, str(local), artifact_path)
             self.client.set_terminated(run_id)
         except Exception as exc:
             self.client.set_terminated(run_id, status="FAILED")

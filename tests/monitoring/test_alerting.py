@@ -111,8 +111,10 @@ routes:
         assert any(b["status"] == "resolved" for b in receiver.bodies)
         audit = client.get("/audit", params={"kind": "alert"}).json()["items"]
         assert audit and audit[-1]["details"]["delivered"] == ["hook"]
-    result = CliRunner().invoke(cli, ["--home", str(settings.home), "alerts"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["--home", str(settings.home), "alerts"])
     assert result.exit_code == 0 and "feature=income" in result.output
     assert "resolved" in result.output and "hook" in result.output
-    result = CliRunner().invoke(cli, ["--home", str(settings.home), "audit", "--kind", "alert"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        cli, ["--home", str(settings.home), "audit", "--kind", "alert"]
+    )
     assert result.exit_code == 0 and "firing" in result.output

@@ -36,7 +36,11 @@ class AlertRunner:
         self.metrics = metrics
         self.config = config
         self.state_key = f"alerts:{model_name}"
-        self.previous: MetricSnapshot | None = None
+        # Rate rules (errors, rollbacks) compare with the previous evaluation: the metrics as
+        # they are now are the first "previous", so what happens before the first run counts.
+        self.previous: MetricSnapshot | None = MetricSnapshot.from_exposition(
+            metrics.render().decode()
+        )
 
     def _manager(self) -> AlertManager:
         with self.store.sessions() as session:

@@ -12,10 +12,21 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["TARGET", "Concept", "default_probability", "generate_loans", "label_loans"]
+__all__ = [
+    "SEGMENT_DTI",
+    "TARGET",
+    "Concept",
+    "default_probability",
+    "generate_loans",
+    "label_loans",
+]
 
 TARGET = "default"
-Concept = Literal["base", "shifted"]
+Concept = Literal["base", "shifted", "segment"]
+
+#: Under the ``segment`` concept, applications above this debt-to-income ratio follow the
+#: shifted rule (about 3% of base traffic; most of a high-debt drifted population).
+SEGMENT_DTI = 0.6
 
 HOME_OWNERSHIP = ("RENT", "MORTGAGE", "OWN", "OTHER")
 PURPOSE = (
@@ -41,7 +52,9 @@ def generate_loans(
     seed
         Seed of the random generator; the same seed gives the same rows.
     concept
-        Which label rule draws ``default`` (``"base"`` or ``"shifted"``).
+        Which label rule draws ``default``: ``"base"``, ``"shifted"`` (a new rule for every
+        application) or ``"segment"`` (the new rule only for high debt-to-income
+        applications, above :data:`SEGMENT_DTI`).
     with_target
         Add the ``default`` column.
 
@@ -98,6 +111,13 @@ def default_probability(frame: pd.DataFrame, *, concept: Concept = "base") -> np
     small_business = (frame["purpose"] == "small_business").to_numpy(dtype=float)
     renting = (frame["home_ownership"] == "RENT").to_numpy(dtype=float)
     cosigner = frame["has_cosigner"].to_numpy(dtype=float)
+    if concept == "segment":
+        high_debt = frame["debt_to_income"].to_numpy(dtype=float) > SEGMENT_DTI
+        return np.where(
+            high_debt,
+            default_probability(frame, concept="shifted"),
+            default_probability(frame, concept="base"),
+        )
     if concept == "base":
         logit = (
             -1.25

@@ -29,6 +29,13 @@ RequestId = Field(
     max_length=128,
     description="Your own id for this request (a flow id, an order id); generated if absent.",
 )
+RoutingKey = Field(
+    default=None,
+    min_length=1,
+    max_length=256,
+    description="During a canary, requests with the same key (a user, a flow) always reach "
+    "the same model; the request id is used when absent.",
+)
 Features = Field(
     description="An object keyed by feature name, or a list of values in schema order.",
     examples=[{"age": 35, "income": 52000, "home_ownership": "RENT"}],
@@ -39,6 +46,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str | None = RequestId
+    routing_key: str | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 
@@ -56,6 +64,7 @@ class BatchInstance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str | None = RequestId
+    routing_key: str | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 

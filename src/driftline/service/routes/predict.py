@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from driftline.errors import ValidationError
 from driftline.logs import adopt_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep
-from driftline.service.runtime import predict_and_log, validate_records
+from driftline.service.runtime import new_request_id, predict_and_log, validate_records
 from driftline.service.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -69,14 +69,25 @@ async def predict_batch(
         [("body", "instances", n, "features") for n in range(len(body.instances))],
         endpoint="/predict/batch",
     )
-    answers = await predict_and_log(
-        runtime,
-        champion,
-        records,
-        [i.request_id for i in body.instances],
-        source="batch",
-        started=started,
-    )
+    request_ids = [i.request_id or new_request_id() for i in body.instances]
+    # During a canary each row goes where its key routes it: one model call per variant.
+    routed = [
+        runtime.route(champion, i.routing_key or rid)
+        for i, rid in zip(body.instances, request_ids, strict=True)
+    ]
+    answers: list[dict[str, Any]] = [{} for _ in records]
+    for bundle in {id(b): b for b in routed}.values():
+        rows = [n for n, b in enumerate(routed) if b is bundle]
+        part = await predict_and_log(
+            runtime,
+            bundle,
+            [records[n] for n in rows],
+            [request_ids[n] for n in rows],
+            source="batch",
+            started=started,
+        )
+        for n, answer in zip(rows, part, strict=True):
+            answers[n] = answer
     return {
         "predictions": answers,
         "model_version": champion.version or 0,

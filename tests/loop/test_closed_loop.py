@@ -1,0 +1,255 @@
+"""The closed loop end to end on a seeded stream, through the real app, on SQLite and on
+PostgreSQL: drift → retrain → gate → shadow → canary → promotion → watch; and a bad
+challenger withdrawn by the SLO guard, and a bad champion rolled back after promotion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from driftline.config import Settings
+from driftline.data import TARGET, generate_loans, inject_drift
+from driftline.data.synthetic import label_loans
+from driftline.loop.controller import read_rollout, start_rollout
+from driftline.registry import CHALLENGER, CHAMPION, Registry
+from driftline.service import create_app
+from driftline.service.runtime import ServingRuntime
+from driftline.store import open_store, queries
+from driftline.training import train_model
+from tests.monitoring.conftest import plain
+
+
+def segment_drift(n: int, seed: int) -> pd.DataFrame:
+    """High-debt applications flood in, and those follow a new repayment rule."""
+    frame = generate_loans(n, seed=seed, with_target=False)
+    frame = inject_drift(frame, "mean_shift", feature="debt_to_income", strength=2.0, seed=seed)
+    frame[TARGET] = label_loans(frame, concept="segment", rng=np.random.default_rng(seed))
+    return frame
+
+
+def send(
+    client: TestClient, frame: pd.DataFrame, prefix: str, *, labels: bool = True
+) -> list[dict[str, Any]]:
+    instances = [
+        {
+            "request_id": f"{prefix}-{i}",
+            "features": {k: plain(v) for k, v in row.items() if k != TARGET},
+        }
+        for i, row in enumerate(frame.to_dict("records"))
+    ]
+    answers: list[dict[str, Any]] = []
+    for start in range(0, len(instances), 250):
+        r = client.post("/predict/batch", json={"instances": instances[start : start + 250]})
+        assert r.status_code == 200, r.text
+        answers.extend(r.json()["predictions"])
+    if labels:
+        rows = [
+            {"request_id": f"{prefix}-{i}", "label": int(y)} for i, y in enumerate(frame[TARGET])
+        ]
+        for start in range(0, len(rows), 1000):
+            r = client.post("/labels", json={"labels": rows[start : start + 1000]})
+            assert r.status_code == 200, r.text
+    return answers
+
+
+def runtime(client: TestClient) -> ServingRuntime:
+    rt: ServingRuntime = client.app.state.runtime  # type: ignore[attr-defined]
+    return rt
+
+
+def settle(rt: ServingRuntime) -> None:
+    """Wait until shadow copies are logged and every record is in the store."""
+    deadline = time.monotonic() + 10
+    while rt._shadow_tasks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    rt.recorder.process_pending()
+    rt.flush_buckets()
+    assert rt.writer is not None and rt.writer.flush(10)
+
+
+def follow(client: TestClient) -> None:
+    """What every worker's poll does: follow aliases and the rollout state."""
+    rt = runtime(client)
+    client.portal.call(rt.check_for_new_model)  # type: ignore[union-attr]
+    client.portal.call(rt.refresh_rollout)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def champion_bundle() -> Any:
+    return train_model(generate_loans(12_000, seed=1), TARGET, kind="hgb", seed=0).bundle
+
+
+def loop_settings(settings: Settings, db_url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "database_url": db_url,
+            "scheduler": False,  # the test plays the leader, one step at a time
+            "retrain_min_labels": 1_000,
+            "shadow_min_samples": 300,
+            "canary_share": 0.3,
+            "canary_min_samples": 150,
+            "watch_seconds": 0.5,
+            "watch_min_samples": 200,
+            "slo_max_p95_latency_ms": 5_000.0,  # CI machines are slow; accuracy is judged here
+            "monitor_bucket_seconds": 1.0,
+        }
+    )
+
+
+@pytest.fixture
+def served(settings: Settings, db_url: str, champion_bundle: Any) -> Iterator[TestClient]:
+    s = loop_settings(settings, db_url)
+    store = open_store(s.database_url)
+    Registry.from_settings(s, store).register(champion_bundle, actor="test")
+    store.dispose()
+    with TestClient(create_app(s)) as client:
+        yield client
+
+
+def audit_kinds(rt: ServingRuntime) -> list[str]:
+    with rt.store.sessions() as session:
+        return [e.kind for e in queries.list_audit(session=session, limit=500)]
+
+
+def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> None:
+    rt = runtime(served)
+    send(served, generate_loans(1_500, seed=2), "calm")
+    # Drift: reported by the monitor, then the loop retrains, gates, starts the rollout.
+    send(served, segment_drift(3_000, seed=3), "drift")
+    settle(rt)
+    report = rt.monitor_job()
+    assert report is not None and report["data_drift"]["severity"] == "critical"
+    outcome = rt.loop_job()
+    assert outcome is not None and outcome["promote"] is True, audit_kinds(rt)
+    challenger = outcome["retrain"]
+    assert rt.registry.alias(CHALLENGER) == challenger
+    with rt.store.sessions() as session:
+        gate = queries.list_audit(session=session, kinds=["gate"], limit=5)[0]
+    gate_metrics = gate.details["metrics"]
+    assert gate_metrics["challenger"]["f1_macro"] > gate_metrics["champion"]["f1_macro"]
+    assert gate.details["data"]["drift_rows"] >= 1_000
+    assert gate.details["data"]["base_rows"] > 0 and len(gate.details["data"]["data_hash"]) == 16
+    # The snapshot of the training data is logged with the challenger's MLflow run.
+    mv = rt.registry.client.get_model_version(rt.settings.model_name, str(challenger))
+    artifacts = [a.path for a in rt.registry.client.list_artifacts(mv.run_id, "training-data")]
+    assert artifacts and artifacts[0].endswith(".parquet")
+    assert mv.tags["driftline.data_hash"] == gate.details["data"]["data_hash"]
+
+    # Shadow: answers still come from the champion; the challenger's copies are logged.
+    follow(served)
+    assert rt.rollout is not None and rt.rollout["stage"] == "shadow"
+    answers = send(served, segment_drift(400, seed=4), "shadow")
+    assert {a["variant"] for a in answers} == {"champion"}
+    assert {a["model_version"] for a in answers} == {1}
+    settle(rt)
+    with rt.store.sessions() as session:
+        shadowed = queries.shadow_labeled(session=session, version=challenger)
+    assert len(shadowed) == 400
+    step = rt.loop_job()
+    assert step is not None and step["rollout"]["stage"] == "canary", step
+
+    # Canary: a sticky share of keys is answered by the challenger.
+    follow(served)
+    answers = send(served, segment_drift(800, seed=5), "canary")
+    canary = [a for a in answers if a["variant"] == "canary"]
+    assert 0.2 < len(canary) / len(answers) < 0.4
+    assert {a["model_version"] for a in canary} == {challenger}
+    key_answers = [
+        served.post(
+            "/predict",
+            json={
+                "routing_key": "customer-42",
+                "features": {
+                    k: plain(v)
+                    for k, v in generate_loans(1, seed=9 + i).iloc[0].items()
+                    if k != TARGET
+                },
+            },
+        ).json()["variant"]
+        for i in range(5)
+    ]
+    assert len(set(key_answers)) == 1  # sticky per routing key
+    settle(rt)
+    step = rt.loop_job()
+    assert step is not None and step["rollout"]["stage"] == "watch", step
+    assert rt.registry.alias(CHAMPION) == challenger
+    assert rt.registry.alias(CHALLENGER) is None
+
+    # Watch: the new champion serves; the SLO holds; the rollout completes.
+    follow(served)
+    assert rt.champion is not None and rt.champion.version == challenger
+    send(served, segment_drift(400, seed=6), "watch")
+    settle(rt)
+    time.sleep(0.6)
+    step = rt.loop_job()
+    assert step is not None and step["rollout"]["stage"] == "done", step
+    kinds = audit_kinds(rt)
+    for kind in ("retrain_triggered", "gate", "rollout", "promotion"):
+        assert kind in kinds
+    history = [h["stage"] for h in read_rollout(rt.store, rt.settings.model_name)["history"]]
+    assert history == ["shadow", "canary", "watch", "done"]
+    # The cooldown is persisted: the next pass does not retrain again.
+    assert rt.loop_job() is None
+
+
+def bad_model(seed: int) -> Any:
+    """A model trained on shuffled labels: it answers, but it is no better than chance."""
+    frame = generate_loans(6_000, seed=seed)
+    frame[TARGET] = np.random.default_rng(seed).permutation(frame[TARGET].to_numpy())
+    return train_model(frame, TARGET, kind="logreg", seed=seed).bundle
+
+
+def test_bad_canary_is_withdrawn_and_bad_champion_rolled_back(served: TestClient) -> None:
+    rt = runtime(served)
+    registry = rt.registry
+    # A bad challenger forced into a canary: the SLO guard withdraws it on realized accuracy.
+    bad = registry.register(bad_model(5), actor="test", champion_if_first=False)
+    start_rollout(rt.store, registry, rt.settings, challenger=bad, stage="canary")
+    follow(served)
+    send(served, generate_loans(1_200, seed=7), "bad-canary")
+    settle(rt)
+    step = rt.loop_job()
+    assert step is not None and step["rollout"]["stage"] == "aborted", step
+    reasons = read_rollout(rt.store, rt.settings.model_name)["history"][-1]["reasons"]
+    assert "realized accuracy" in reasons[0]
+    assert registry.alias(CHALLENGER) is None and registry.alias(CHAMPION) == 1
+
+    # A bad model that got promoted (by hand): while watched, the guard rolls it back.
+    worse = registry.register(bad_model(6), actor="test", champion_if_first=False)
+    state = start_rollout(rt.store, registry, rt.settings, challenger=worse, stage="canary")
+    registry.promote(worse, actor="test", reason="forced for the test")
+    state.update(
+        stage="watch",
+        stage_started_ts=time.time(),
+        baseline={
+            "requests": 1_000,
+            "errors": 0,
+            "p95_latency_ms": 5.0,
+            "labeled": 1_000,
+            "accuracy": 0.78,
+        },
+    )
+    with rt.store.sessions.begin() as session:
+        queries.put_state(f"rollout:{rt.settings.model_name}", state, session=session)
+    follow(served)
+    assert rt.champion is not None and rt.champion.version == worse
+    send(served, generate_loans(600, seed=8), "bad-champion")
+    settle(rt)
+    step = rt.loop_job()
+    assert step is not None and step["rollout"]["stage"] == "rolled_back", step
+    assert registry.alias(CHAMPION) == 1
+    follow(served)
+    assert rt.champion is not None and rt.champion.version == 1  # within one poll
+    kinds = audit_kinds(rt)
+    assert "rollback" in kinds
+    metrics = served.get("/metrics").text
+    assert 'driftline_rollbacks_total{actor="slo_guard"} 1.0' in metrics
+    alerts = served.get("/alerts").json()["items"]
+    assert any(a["name"] == "DriftlineRollback" for a in alerts)
