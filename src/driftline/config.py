@@ -116,6 +116,64 @@ class Settings(BaseSettings):
     alerts_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the built-in alert rules are evaluated."
     )
+    # --- the closed loop: retrain, gate, shadow, canary, promote or roll back ---------------
+    loop_enabled: bool = Field(
+        default=True, description="Run the closed loop (retrain on drift, roll out) in serve."
+    )
+    loop_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the loop checks triggers and rollout stages."
+    )
+    retrain_min_labels: int = Field(
+        default=500, ge=1, description="Labelled production rows needed since the drift began."
+    )
+    retrain_cooldown_seconds: float = Field(
+        default=12 * 3600.0, ge=0, description="Least time between two automatic retrains."
+    )
+    retrain_accuracy_drop: float = Field(
+        default=0.05, ge=0, le=1, description="Estimated-accuracy drop that triggers a retrain."
+    )
+    retrain_base_ratio: float = Field(
+        default=2.0, ge=0, description="Base training rows added per drifted production row."
+    )
+    retrain_smote: bool = Field(
+        default=False, description="SMOTE-oversample minority classes (imbalanced-learn)."
+    )
+    gate_min_gain: float = Field(
+        default=0.0, ge=0, le=1, description="Least F1 and kappa gain of the challenger."
+    )
+    gate_forgetting_tolerance: float = Field(
+        default=0.03, ge=0, le=1, description="Most F1/kappa may fall on the base holdout."
+    )
+    gate_max_latency_ms: float = Field(
+        default=50.0, gt=0, description="Latency budget of the challenger (ms per row)."
+    )
+    shadow_min_samples: int = Field(
+        default=300, ge=1, description="Requests the challenger must shadow before canary."
+    )
+    canary_share: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of traffic the canary answers."
+    )
+    canary_min_samples: int = Field(
+        default=300, ge=1, description="Requests the canary must answer before promotion."
+    )
+    stage_max_seconds: float = Field(
+        default=3_600.0, gt=0, description="Time budget of the shadow and canary stages."
+    )
+    watch_seconds: float = Field(
+        default=600.0, gt=0, description="How long a new champion is watched after promotion."
+    )
+    watch_min_samples: int = Field(
+        default=300, ge=1, description="Requests the new champion must answer while watched."
+    )
+    slo_max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="SLO guard: highest acceptable error rate."
+    )
+    slo_max_p95_latency_ms: float = Field(
+        default=250.0, gt=0, description="SLO guard: p95 latency limit (ms)."
+    )
+    slo_accuracy_tolerance: float = Field(
+        default=0.02, ge=0, le=1, description="SLO guard: accuracy may fall this much."
+    )
     # --- online learning (online champions, e.g. `--model arf`) ---------------------------------
     online_learning: bool = Field(
         default=True, description="An online champion learns each label as it arrives."

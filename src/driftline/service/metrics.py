@@ -345,6 +345,11 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.shadow_skipped = Counter(
+            "driftline_shadow_skipped_total",
+            "Requests not copied to the shadowing challenger (shadow work or log queue full).",
+            registry=r,
+        )
         # --- online learning (see service/online.py) --------------------------------------------
         self.online_learned = Counter(
             "driftline_online_learned_labels_total",

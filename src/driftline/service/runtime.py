@@ -20,6 +20,8 @@ from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
 from driftline.errors import OverloadedError, PredictionError
 from driftline.logs import current_request_id
+from driftline.loop.controller import ACTIVE_STAGES, STAGE_CODE, RolloutController, read_rollout
+from driftline.loop.rollout import canary_routes
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.concept import update_concept
@@ -59,6 +61,7 @@ class ServingRuntime:
         self.metrics = metrics or ServiceMetrics()
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._store = store
+        self._owns_store = store is None  # opened here: closed here on stop
         self._registry = registry
         self.writer: StoreWriter | None = None
         self.champion: ModelBundle | None = None
@@ -82,6 +85,11 @@ class ServingRuntime:
         self.scheduler: Scheduler | None = None
         self._exported_report: int | None = None
         self._alerts: AlertRunner | None = None
+        #: The rollout every worker follows (read from the store each poll) and the
+        #: challenger bundle it needs (shadow or canary); ``None`` outside a rollout.
+        self.rollout: dict[str, Any] | None = None
+        self.challenger: ModelBundle | None = None
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
         #: Online learning of an online champion (labels → learn_one → checkpoints).
         self.online = OnlineLearner(self)
         self.started_at = time.time()
@@ -142,6 +150,8 @@ class ServingRuntime:
         self._tasks.append(asyncio.create_task(self._export_loop(), name="driftline-export"))
         await self.online.start()
         self._loop = asyncio.get_running_loop()
+        if settings.alerts_enabled:
+            _ = self.alerts  # from now on, rate rules see what happens
         if settings.scheduler:
             self.scheduler = Scheduler(
                 store=self.store,
@@ -161,10 +171,14 @@ class ServingRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._shadow_tasks:  # copies in flight finish on the batcher before it stops
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
         await self.batcher.stop()
         if self.writer is not None:
             await asyncio.to_thread(self.flush_buckets, everything=True)
             await asyncio.to_thread(self.writer.stop)
+        if self._owns_store and self._store is not None:
+            self._store.dispose()
 
     # --- models ---------------------------------------------------------------------------------
 
@@ -208,8 +222,115 @@ class ServingRuntime:
             await asyncio.sleep(self.settings.reload_poll_seconds)
             try:
                 await self.check_for_new_model()
+                await self.refresh_rollout()
             except Exception as exc:
                 log.warning("alias poll failed: %s", exc)
+
+    async def refresh_rollout(self) -> None:
+        """Follow the rollout state in the store: load or drop the challenger bundle."""
+        state = await asyncio.to_thread(read_rollout, self.store, self.settings.model_name)
+        stage = state.get("stage") if state else None
+        if state is None or stage not in ("shadow", "canary"):
+            self.rollout = state
+            self.challenger = None
+        else:
+            version = int(state["challenger"])
+            if self.challenger is None or self.challenger.version != version:
+                bundle = await asyncio.to_thread(self.registry.load, version)
+                use_compiled = getattr(bundle.model, "use_compiled", None)
+                if use_compiled is not None and not self.settings.compiled_preprocessing:
+                    use_compiled(False)
+                self.challenger = bundle
+            self.rollout = state
+        self.metrics.rollout_stage.set(STAGE_CODE.get(str(stage), 0))
+        self.metrics.canary_share.set(self.canary_share)
+
+    @property
+    def canary_share(self) -> float:
+        state = self.rollout
+        if state is None or state.get("stage") != "canary" or self.challenger is None:
+            return 0.0
+        return float(state.get("canary_share") or 0.0)
+
+    def route(self, champion: ModelBundle, key: str | None) -> ModelBundle:
+        """The bundle that answers a request: the canary for its sticky share, else the
+        champion. Requests without a key during a canary go to the champion."""
+        challenger = self.challenger
+        share = self.canary_share
+        if challenger is None or share <= 0 or key is None:
+            return champion
+        return challenger if canary_routes(key, share) else champion
+
+    def shadowing(self) -> ModelBundle | None:
+        state = self.rollout
+        if state is not None and state.get("stage") == "shadow":
+            return self.challenger
+        return None
+
+    def shadow(
+        self,
+        records: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+    ) -> None:
+        """Send a copy of answered traffic to the shadowing challenger, off the hot path."""
+        challenger = self.shadowing()
+        if challenger is None or self.writer is None:
+            return
+        if len(self._shadow_tasks) >= 64:  # never let shadow work pile up behind traffic
+            self.metrics.shadow_skipped.inc(len(records))
+            return
+        task = asyncio.create_task(self._shadow(challenger, records, answers))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self,
+        challenger: ModelBundle,
+        records: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+    ) -> None:
+        started = time.perf_counter()
+        error: str | None = None
+        results: list[Any] | None = None
+        try:
+            results = await self.batcher.predict(challenger, records)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        now = time.time()
+        rows = []
+        for i, answer in enumerate(answers):
+            row: dict[str, Any]
+            if results is None:
+                row = {
+                    "prediction": None,
+                    "probabilities": {},
+                    "confidence": None,
+                    "agrees": None,
+                    "error": error,
+                }
+            else:
+                result = results[i]
+                prediction = label_text(result.prediction)
+                row = {
+                    "prediction": prediction,
+                    "probabilities": result.probabilities,
+                    "confidence": result.confidence,
+                    "agrees": prediction == label_text(answer["prediction"]),
+                    "error": None,
+                }
+            rows.append(
+                {
+                    "request_id": answer["request_id"],
+                    "ts": now,
+                    "model_version": challenger.version or 0,
+                    "latency_ms": elapsed_ms,
+                    **row,
+                }
+            )
+        for row in rows:
+            if not self.writer or not self.writer.offer("shadow", row):
+                self.metrics.shadow_skipped.inc()
 
     def variant_of(self, bundle: ModelBundle) -> str:
         """Which role a bundle plays for the request it answered."""
@@ -254,6 +375,8 @@ class ServingRuntime:
             Job("monitor", s.monitor_interval_seconds, self.monitor_job),
             Job("retention", 3_600.0, self.retention_job),
         ]
+        if s.loop_enabled:
+            jobs.append(Job("loop", s.loop_interval_seconds, self.loop_job))
         if s.alerts_enabled:
             jobs.append(Job("alerts", s.alerts_interval_seconds, self.alerts_job))
         return jobs
@@ -350,6 +473,59 @@ class ServingRuntime:
             }
         )
         return body
+
+    def loop_job(self) -> dict[str, Any] | None:
+        """The closed loop, once: advance an active rollout, else retrain if triggered."""
+        from driftline.loop.retrain import retrain
+
+        # The leader's own recent traffic counts too: write its buckets and log first.
+        self.flush_buckets()
+        if self.writer is not None:
+            self.writer.flush(5.0)
+        controller = RolloutController(
+            self.store, self.registry, self.settings, on_event=self.loop_event
+        )
+        step = controller.step()
+        if step is not None:
+            return {"rollout": step.state, "verdict": step.verdict.action}
+        state = read_rollout(self.store, self.settings.model_name)
+        if state is not None and state.get("stage") in ACTIVE_STAGES:
+            return None
+        if self.registry.alias(CHAMPION) is None:
+            return None
+        outcome = retrain(self.store, self.registry, self.settings, actor="loop")
+        if outcome.challenger_version is None:
+            return None
+        for trigger in outcome.trigger.triggers:
+            self.metrics.retrains.labels(trigger=trigger).inc()
+        assert outcome.gate is not None
+        self.metrics.gate_decisions.labels(
+            decision="promote" if outcome.gate.promote else "reject"
+        ).inc()
+        self.loop_event(
+            {
+                "type": "gate",
+                "version": outcome.challenger_version,
+                "promote": outcome.gate.promote,
+                "reason": outcome.gate.reason,
+                "triggers": list(outcome.trigger.triggers),
+            }
+        )
+        return {"retrain": outcome.challenger_version, "promote": outcome.gate.promote}
+
+    def loop_event(self, event: dict[str, Any]) -> None:
+        """A closed-loop decision: count it, show it live, and alert on rollbacks."""
+        kind = event.get("type")
+        if kind == "promotion":
+            self.metrics.promotions.inc()
+        elif kind == "rollback":
+            self.metrics.rollbacks.labels(actor=str(event.get("actor", "slo_guard"))).inc()
+        self.publish_threadsafe({"ts": time.time(), **event})
+        if kind == "rollback" and self.settings.alerts_enabled:
+            try:
+                self.alerts_job()  # the rollback rule notifies right away
+            except Exception as exc:
+                log.warning("alerting after the rollback failed: %s", exc)
 
     def retention_job(self) -> None:
         cutoff = time.time() - self.settings.retention_days * 86_400
@@ -509,4 +685,6 @@ async def predict_and_log(
         }
         runtime.hub.publish({"type": "prediction", "ts": now, **answer})
         answers.append(answer)
+    if variant == "champion":
+        runtime.shadow(records, answers)
     return answers
