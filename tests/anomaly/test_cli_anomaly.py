@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from driftline.cli import anomaly as cli_anomaly
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, METRIC_COLUMNS
+from driftline.cli import anomaly as cli_anomaly
 from driftline.cli.anomaly import anomaly_app, host_app
 
 runner = CliRunner()
@@ -45,11 +45,14 @@ def test_compare_prints_the_metrics_side_by_side(dataset: Path) -> None:
     out = ok(anomaly_app, "compare", str(dataset), "--kind", "iforest", "--kind", "rf")
     for text in ("precision", "recall", "F1", "ROC AUC", "iforest", "anomaly_rf"):
         assert text in out
+    assert "labeled anomalies" in flat(out)
 
 
 def test_train_then_predict(dataset: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
-    out = ok(anomaly_app, "train", str(dataset), "--kind", "iforest", "-o", str(bundle), "--no-register")
+    out = ok(
+        anomaly_app, "train", str(dataset), "--kind", "iforest", "-o", str(bundle), "--no-register"
+    )
     for text in ("Precision", "Recall", "F1", "ROC AUC", "Recall by anomaly kind", "saved"):
         assert text in out
     assert (bundle / "model.joblib").exists() and (bundle / "schema.json").exists()

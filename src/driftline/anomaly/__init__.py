@@ -1,5 +1,6 @@
 """Anomaly detection on host metrics: a synthetic host, detectors behind the Model protocol,
-training into a model version, side-by-side comparison, a psutil sampler and a load generator.
+training into a model version, side-by-side comparison, a psutil sampler, a load generator, the
+host watcher (with its Prometheus, Redis and registry edges) and training data from Prometheus.
 
 The LSTM autoencoder (:mod:`driftline.anomaly.lstm`) needs the ``lstm`` extra and is not imported
 here, so this package imports without torch.
@@ -25,6 +26,13 @@ from driftline.anomaly.models import (
     SupervisedForestDetector,
     proba_from_score,
 )
+from driftline.anomaly.prometheus import (
+    HOST_QUERIES,
+    PrometheusError,
+    Query,
+    build_table,
+    import_prometheus,
+)
 from driftline.anomaly.training import (
     DETECTOR_KINDS,
     PREDICTED_COLUMN,
@@ -34,11 +42,21 @@ from driftline.anomaly.training import (
     make_detector,
     train_anomaly_bundle,
 )
+from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering
+from driftline.anomaly.watcher import (
+    HostWatcher,
+    RebaselineDecision,
+    Trained,
+    WatchEvent,
+    WatchPolicy,
+    decide_rebaseline,
+)
 
 __all__ = [
     "ANOMALY_KINDS",
     "CLASSES",
     "DETECTOR_KINDS",
+    "HOST_QUERIES",
     "KIND_COLUMN",
     "LABEL_COLUMN",
     "METRIC_COLUMNS",
@@ -48,17 +66,30 @@ __all__ = [
     "AnomalyDetector",
     "ComparisonRow",
     "CpuLoad",
+    "HostMetrics",
     "HostSampler",
+    "HostWatcher",
     "IsolationForestDetector",
+    "PrometheusError",
+    "Query",
+    "RebaselineDecision",
+    "StreamPublisher",
     "SupervisedForestDetector",
+    "Trained",
+    "WatchEvent",
+    "WatchPolicy",
     "block_split",
+    "build_table",
     "compare_detectors",
     "comparison_table",
+    "decide_rebaseline",
     "detector_kind",
     "generate_host_metrics",
+    "import_prometheus",
     "make_detector",
     "parse_duration",
     "proba_from_score",
+    "registering",
     "run_load",
     "train_anomaly_bundle",
 ]

@@ -47,6 +47,8 @@ class ComparisonRow:
     fit_seconds: float | None
     n_flagged: int | None
     note: str = ""
+    n_holdout: int | None = None
+    n_anomalies: int | None = None
 
 
 def compare_detectors(
@@ -108,7 +110,18 @@ def compare_detectors(
     for kind in resolved:
         if kind == "lstm_ae" and not torch_available():
             rows.append(
-                ComparisonRow(kind, None, None, None, None, None, None, f"skipped: {EXTRA_HINT}")
+                ComparisonRow(
+                    kind,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"skipped: {EXTRA_HINT}",
+                    n_holdout=len(x_test),
+                    n_anomalies=int(y_test.sum()),
+                )
             )
             continue
         step(f"fitting {kind} on {len(x_train):,} rows")
@@ -128,6 +141,8 @@ def compare_detectors(
                 roc_auc=m["roc_auc"],
                 fit_seconds=fit_seconds,
                 n_flagged=m["n_flagged"],
+                n_holdout=len(x_test),
+                n_anomalies=m["n_anomalies"],
             )
         )
     return rows
@@ -138,8 +153,15 @@ def _cell(value: float | None, digits: int = 3) -> str:
 
 
 def comparison_table(rows: Sequence[ComparisonRow], *, title: str | None = None) -> Table:
-    """A Rich table with one line per detector; the best value of each metric in bold."""
+    """A Rich table with one line per detector; the best value of each metric in bold. The
+    caption gives the size of the shared holdout and its labeled anomalies."""
     table = Table(title=title or "Anomaly detectors on the same holdout")
+    sized = next((r for r in rows if r.n_holdout is not None), None)
+    if sized is not None:
+        table.caption = (
+            f"same holdout for every detector: {sized.n_holdout:,} rows in whole blocks, "
+            f"{sized.n_anomalies:,} labeled anomalies"
+        )
     table.add_column("detector")
     for name in ("precision", "recall", "F1", "ROC AUC", "flagged", "fit s"):
         table.add_column(name, justify="right")

@@ -67,14 +67,18 @@ class HostSampler:
             raise ConfigurationError(f"disk_path {disk_path!r} cannot be read: {exc}") from exc
         self.disk_path = disk_path
         self.clock = clock
+        self.reset()
+
+    def __repr__(self) -> str:
+        return f"HostSampler(disk_path={self.disk_path!r})"
+
+    def reset(self) -> None:
+        """Start the next averaging period now (e.g. after a pause that should not count)."""
         psutil.cpu_percent(interval=None)
         counters = psutil.net_io_counters()
         self._rx = int(counters.bytes_recv)
         self._tx = int(counters.bytes_sent)
-        self._at = clock()
-
-    def __repr__(self) -> str:
-        return f"HostSampler(disk_path={self.disk_path!r})"
+        self._at = self.clock()
 
     def sample(self) -> Observation:
         """One observation: usage now and rates since the previous sample."""

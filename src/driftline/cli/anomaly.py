@@ -4,15 +4,23 @@ Two Typer sub-apps, mounted by the main CLI:
 
 ``anomaly``
     ``generate-dataset`` (synthetic host metrics with labeled anomalies), ``compare`` (every
-    detector on the same split), ``train`` (fit one detector and save its bundle) and
-    ``predict`` (add ``predicted_anomaly`` and ``anomaly_score`` to a table).
+    detector on the same split), ``train`` (fit one detector and save its bundle),
+    ``predict`` (add ``predicted_anomaly`` and ``anomaly_score`` to a table) and
+    ``import-prometheus`` (a training table from Prometheus range queries).
 ``host``
-    ``sample`` (this machine's metrics, optionally scored by a detector) and ``load`` (busy
-    the CPU for a while, to watch a detector catch it).
+    ``watch`` (learn a baseline, score every observation live, export /metrics, publish to a
+    stream, retrain when normal changes), ``sample`` (this machine's metrics, optionally
+    scored by a detector) and ``load`` (busy the CPU for a while, to watch a detector catch
+    it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +28,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -35,6 +44,7 @@ from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, generate_host_m
 from driftline.anomaly.host import HostSampler, Observation, watch
 from driftline.anomaly.load import CpuLoad, parse_duration
 from driftline.anomaly.lstm import EXTRA_HINT, torch_available
+from driftline.anomaly.prometheus import HOST_QUERIES, import_prometheus, parse_query, parse_time
 from driftline.anomaly.training import (
     DETECTOR_KINDS,
     PREDICTED_COLUMN,
@@ -42,15 +52,27 @@ from driftline.anomaly.training import (
     detector_kind,
     train_anomaly_bundle,
 )
+from driftline.anomaly.watch_io import HostMetrics, MetricsServer, StreamPublisher, registering
+from driftline.anomaly.watcher import (
+    HOST_DRIFT_POLICY,
+    MIN_BASELINE_ROWS,
+    HostWatcher,
+    WatchEvent,
+    WatchPolicy,
+)
 from driftline.cli.common import console, fail, fmt_metric, handle_errors, state
 from driftline.data.io import read_table, write_table
 from driftline.errors import DataError
 from driftline.models.bundle import ModelBundle
 from driftline.registry import CHAMPION, Registry
+from driftline.streams.source import StreamError
 
 __all__ = ["anomaly_app", "host_app"]
 
 DEFAULT_BUNDLE = Path("anomaly-model")
+DEFAULT_MODEL_NAME = "host-anomaly"
+DEFAULT_HOST_STREAM = "driftline:host"
+DEFAULT_METRICS_PORT = 9108
 
 anomaly_app = typer.Typer(
     name="anomaly",
@@ -67,6 +89,18 @@ host_app = typer.Typer(
 def _spinner() -> Progress:
     return Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    )
+
+
+def _registry(ctx: typer.Context, model_name: str) -> Registry:
+    st = state(ctx)
+    return Registry(
+        tracking_uri=st.settings.mlflow_tracking_uri,
+        registry_uri=st.settings.mlflow_registry_uri,
+        model_name=model_name,
+        store=st.store,
+        cache_dir=st.settings.cache_dir,
+        artifact_dir=st.settings.artifact_dir,
     )
 
 
@@ -182,7 +216,7 @@ def train(
     ] = True,
     model_name: Annotated[
         str, typer.Option(help="Registered model name for the detector.")
-    ] = "host-anomaly",
+    ] = DEFAULT_MODEL_NAME,
 ) -> None:
     """Train a detector on DATA, print holdout metrics (when labeled), save the bundle and
     register it (the first version of MODEL_NAME becomes its champion). Serve it with
@@ -213,15 +247,7 @@ def train(
     bundle.save(output)
     console.print(f"[green]saved[/] {bundle.kind} bundle to {output}")
     if register:
-        st = state(ctx)
-        registry = Registry(
-            tracking_uri=st.settings.mlflow_tracking_uri,
-            registry_uri=st.settings.mlflow_registry_uri,
-            model_name=model_name,
-            store=st.store,
-            cache_dir=st.settings.cache_dir,
-            artifact_dir=st.settings.artifact_dir,
-        )
+        registry = _registry(ctx, model_name)
         version = registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
         console.print(
             f"[green]registered[/] {model_name} version [bold]{version}[/] "
@@ -254,6 +280,64 @@ def predict(
     console.print(
         f"{int(flagged.sum()):,} of {len(out):,} rows flagged by {bundle.kind}; written to {output}"
     )
+
+
+@anomaly_app.command("import-prometheus")
+@handle_errors
+def import_prometheus_command(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the table (.csv or .parquet).")
+    ],
+    url: Annotated[
+        str, typer.Option("--url", help="Prometheus base URL.")
+    ] = "http://127.0.0.1:9090",
+    query: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help="NAME=PROMQL, one column per series (repeat). Default: the host watcher's "
+            "gauges as cpu_percent, memory_percent, disk_percent, net_rx/tx_bytes_per_s.",
+        ),
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="Start: now-1h, -30m, UNIX seconds or ISO 8601 (UTC).")
+    ] = "now-1h",
+    end: Annotated[str, typer.Option(help="End, as --start.")] = "now",
+    step: Annotated[str, typer.Option(help="Seconds between rows: 15s, 1m, 500ms.")] = "15s",
+    keep_missing: Annotated[
+        bool, typer.Option("--keep-missing", help="Keep rows missing some value.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per HTTP request.")] = 30.0,
+) -> None:
+    """Build a training table from Prometheus range queries: a `timestamp` column and one
+    column per series, one row per STEP; `driftline anomaly train OUTPUT` learns from it."""
+    queries_ = [parse_query(q) for q in query] if query else None
+    now = parse_time("now")
+    t0, t1 = parse_time(start, now=now), parse_time(end, now=now)
+    seconds = parse_duration(step)
+    with _spinner() as progress:
+        progress.add_task(f"querying {url}", total=None)
+        frame = import_prometheus(
+            url,
+            queries_,
+            start=t0,
+            end=t1,
+            step=seconds,
+            dropna=not keep_missing,
+            timeout=timeout,
+        )
+    write_table(frame, output)
+    table = Table(title=f"{len(frame):,} rows written to {output}")
+    table.add_column("column")
+    table.add_column("values", justify="right")
+    table.add_column("mean", justify="right")
+    for column in frame.columns[1:]:
+        values = frame[column]
+        table.add_row(str(column), f"{int(values.notna().sum()):,}", f"{values.mean():.4g}")
+    console.print(table)
+    if queries_ is None:
+        console.print(f"queries: the host watcher's gauges ({', '.join(HOST_QUERIES)})")
 
 
 # --- host ------------------------------------------------------------------------------------
@@ -334,3 +418,235 @@ def sample(
     if output is not None:
         write_table(pd.DataFrame(taken), output)
         console.print(f"{len(taken)} observation(s) written to {output}")
+
+
+def _rows(text: str, interval: float, what: str) -> int:
+    """Observations in a duration at ``interval`` seconds (at least the watcher's minimum)."""
+    rows = math.ceil(parse_duration(text) / interval - 1e-9)
+    if rows < MIN_BASELINE_ROWS and what in ("baseline", "drift window"):
+        raise fail(
+            f"the {what} must hold at least {MIN_BASELINE_ROWS} observations; {text} at "
+            f"{interval:g}s intervals is {rows}"
+        )
+    return max(rows, 1)
+
+
+class _Printer:
+    """What `host watch` prints for each event."""
+
+    def __init__(self, *, quiet: bool, model_name: str) -> None:
+        self.quiet = quiet
+        self.model_name = model_name
+        self.flagged = 0
+        self.scored = 0
+
+    def __call__(self, event: WatchEvent) -> None:
+        o = event.observation
+        if event.baseline_progress is not None:
+            done, total = event.baseline_progress
+            if done in (1, total) or done % max(1, total // 10) == 0:
+                console.print(
+                    f"learning the baseline: {done}/{total} observations "
+                    f"(cpu {o.get('cpu_percent', 0):.1f}%)"
+                )
+        if event.score is not None:
+            self.scored += 1
+            self.flagged += bool(event.flagged)
+            if event.flagged or not self.quiet:
+                line = (
+                    f"{str(o.get('timestamp', ''))[11:19]} cpu {o.get('cpu_percent', 0):5.1f}% "
+                    f"mem {o.get('memory_percent', 0):5.1f}% "
+                    f"disk {o.get('disk_percent', 0):5.1f}% "
+                    f"rx {o.get('net_rx_bytes_per_s', 0) / 1e3:,.1f} kB/s "
+                    f"tx {o.get('net_tx_bytes_per_s', 0) / 1e3:,.1f} kB/s "
+                    f"score {event.score:.3f}"
+                )
+                console.print(line + (" [bold red]ANOMALY[/]" if event.flagged else ""))
+        if event.drift is not None and event.decision is not None:
+            color = {"critical": "red", "warning": "yellow"}.get(event.drift.severity, "green")
+            console.print(
+                f"drift check: [{color}]{event.drift.severity}[/] — "
+                f"{escape(event.decision.reasons[-1])}"
+            )
+        if event.trained is not None:
+            t = event.trained
+            where = (
+                f"registered {self.model_name} version [bold]{t.version}[/] (champion)"
+                if t.version is not None
+                else "not registered"
+            )
+            console.print(
+                f"[green]trained[/] {t.bundle.kind} on {t.rows} observations ({t.reason}); {where}"
+            )
+
+
+@host_app.command("watch")
+@handle_errors
+def watch_host(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between observations.")] = 1.0,
+    baseline: Annotated[
+        str, typer.Option(help="How long to learn normal when there is no model: 10m, 30s.")
+    ] = "10m",
+    duration: Annotated[
+        str | None, typer.Option(help="Stop after this long (default: until Ctrl-C).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many observations.")
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option(help="Registered model to score with, and to register into.")
+    ] = DEFAULT_MODEL_NAME,
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Option("--bundle", "-b", help="Score with this bundle instead of the champion."),
+    ] = None,
+    learn: Annotated[
+        bool, typer.Option("--learn", help="Learn a new baseline even if a model exists.")
+    ] = False,
+    register: Annotated[
+        bool, typer.Option(help="Register trained models (the newest becomes champion).")
+    ] = True,
+    kind: Annotated[
+        str, typer.Option("--kind", "-k", help="Detector to train: iforest or lstm (extra).")
+    ] = "iforest",
+    contamination: Annotated[
+        float, typer.Option(min=0.001, max=0.5, help="Expected anomaly share.")
+    ] = 0.03,
+    drift_window: Annotated[
+        str, typer.Option(help="Length of one drift check's window of observations.")
+    ] = "5m",
+    confirmations: Annotated[
+        int, typer.Option(min=1, help="Windows in a row with critical drift that retrain.")
+    ] = 3,
+    drift_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Critical drift: Wasserstein distance in reference standard deviations.",
+        ),
+    ] = HOST_DRIFT_POLICY.numeric_critical,
+    retrain: Annotated[
+        bool, typer.Option(help="Retrain when the machine's normal changes.")
+    ] = True,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65_535, help="Port of /metrics; 0 turns it off.")
+    ] = DEFAULT_METRICS_PORT,
+    metrics_host: Annotated[str, typer.Option(help="Address /metrics listens on.")] = "127.0.0.1",
+    stream: Annotated[
+        str | None,
+        typer.Option(help=f"Publish observations to this Redis stream ({DEFAULT_HOST_STREAM})."),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="Redis to publish to (default DRIFTLINE_REDIS_URL); implies --stream."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the detector.")] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only anomalies and model events.")
+    ] = False,
+) -> None:
+    """Watch this machine: learn a baseline (when no model exists), score every observation,
+    export `driftline_host_*` on /metrics, publish to a Redis stream, and retrain when the
+    machine's normal changes."""
+    resolved = detector_kind(kind)
+    if resolved == "anomaly_rf":
+        raise fail("the supervised forest needs labeled anomalies; watch with iforest or lstm")
+    if resolved == "lstm_ae" and not torch_available():
+        raise fail(f"the LSTM autoencoder needs PyTorch, the 'lstm' extra: {EXTRA_HINT}")
+    critical = drift_threshold
+    policy = WatchPolicy(
+        baseline_rows=_rows(baseline, interval, "baseline"),
+        kind=resolved,
+        contamination=contamination,
+        drift_window=_rows(drift_window, interval, "drift window"),
+        confirmations=confirmations,
+        retrain=retrain,
+        drift=dataclasses.replace(
+            HOST_DRIFT_POLICY,
+            numeric_warning=min(HOST_DRIFT_POLICY.numeric_warning, critical / 2),
+            numeric_critical=critical,
+        ),
+        seed=seed,
+    )
+    seconds = parse_duration(duration) if duration is not None else None
+    st = state(ctx)
+    registry = (
+        _registry(ctx, model_name) if register or (bundle_dir is None and not learn) else None
+    )
+    bundle: ModelBundle | None = None
+    version: int | None = None
+    if bundle_dir is not None:
+        bundle = _load_bundle(bundle_dir)
+        console.print(f"scoring with the {bundle.kind} bundle in {bundle_dir}")
+    elif not learn and registry is not None:
+        version = registry.alias(CHAMPION)
+        if version is not None:
+            bundle = registry.load(version)
+            console.print(f"scoring with {model_name} version {version} (champion)")
+    if bundle is None:
+        console.print(
+            f"no model yet: learning a baseline of {policy.baseline_rows} observations, "
+            f"one every {interval:g}s"
+        )
+
+    watcher = HostWatcher(
+        HostSampler(),
+        policy=policy,
+        bundle=bundle,
+        version=version,
+        register=registering(registry) if register and registry is not None else None,
+    )
+    metrics = HostMetrics()
+    server: MetricsServer | None = None
+    publisher: StreamPublisher | None = None
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        if metrics_port:
+            server = metrics.serve(metrics_port, metrics_host)
+            console.print(f"metrics on {server.url}")
+        if stream is not None or redis_url is not None:
+            publisher = StreamPublisher(
+                redis_url or st.settings.redis_url,
+                stream or DEFAULT_HOST_STREAM,
+                maxlen=st.settings.stream_maxlen,
+            )
+            publisher.check()
+            console.print(f"publishing observations to the stream {publisher.stream}")
+        printer = _Printer(quiet=quiet, model_name=model_name)
+        stream_failures = 0
+
+        def on_event(event: WatchEvent) -> None:
+            nonlocal stream_failures
+            metrics.update(event)
+            if publisher is not None:
+                try:
+                    publisher.publish(event)
+                except StreamError as exc:
+                    metrics.stream_errors.inc()
+                    stream_failures += 1
+                    if stream_failures == 1 or stream_failures % 100 == 0:
+                        console.print(f"[yellow]warning:[/] {escape(str(exc))}")
+            printer(event)
+
+        with contextlib.suppress(ValueError):  # not the main thread: no SIGTERM handler
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+        try:
+            taken = watcher.run(
+                interval=interval, count=count, duration=seconds, on_event=on_event, stop=stop
+            )
+        except KeyboardInterrupt:
+            taken = watcher.observations
+        share = printer.flagged / printer.scored if printer.scored else 0.0
+        console.print(
+            f"{taken} observations, {printer.scored} scored, {printer.flagged} flagged "
+            f"({share:.1%}); model version {watcher.version if watcher.version else '-'}"
+        )
+    finally:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+        if server is not None:
+            server.close()
+        if publisher is not None:
+            publisher.close()
