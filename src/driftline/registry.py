@@ -9,7 +9,7 @@ is then one more move, to the version the history says served before.
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import logging
 import shutil
 import tempfile
@@ -260,19 +260,26 @@ class Registry:
         self._check_version(version)
         folder = self.cache_dir / self.model_name / str(version)
         if not (folder / _READY_MARK).exists():
-            mv = self.client.get_model_version(self.model_name, str(version))
-            staging = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=_mkdir(self.cache_dir)))
-            try:
-                path = self.client.download_artifacts(str(mv.run_id), BUNDLE_PATH, str(staging))
-                if folder.exists():
-                    shutil.rmtree(folder, ignore_errors=True)
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                with contextlib.suppress(OSError):  # another process finished first
-                    Path(path).rename(folder)
-                (folder / _READY_MARK).touch()
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            # One download per version at a time, across threads and worker processes that
+            # share the cache: a second loader waits, then finds the folder ready.
+            with open(folder.parent / f"{version}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (folder / _READY_MARK).exists():
+                    self._download(version, folder)
         return ModelBundle.load(folder, version=version)
+
+    def _download(self, version: int, folder: Path) -> None:
+        mv = self.client.get_model_version(self.model_name, str(version))
+        staging = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=_mkdir(self.cache_dir)))
+        try:
+            path = self.client.download_artifacts(str(mv.run_id), BUNDLE_PATH, str(staging))
+            if folder.exists():  # left half-made by a crash
+                shutil.rmtree(folder, ignore_errors=True)
+            Path(path).rename(folder)
+            (folder / _READY_MARK).touch()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def load_alias(self, alias: str) -> ModelBundle | None:
         version = self.alias(alias)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -227,7 +228,7 @@ def test_slo_holds_for_a_healthy_candidate() -> None:
         (VariantStats(requests=400, errors=20, p95_latency_ms=10.0), "error rate 0.0500"),
         (VariantStats(requests=400, p95_latency_ms=45.0), "p95 latency 45.0 ms > 30.0 ms"),
         (
-            VariantStats(requests=400, p95_latency_ms=10.0, labeled=80, accuracy=0.70),
+            VariantStats(requests=400, p95_latency_ms=10.0, labeled=300, accuracy=0.70),
             "realized accuracy 0.7000",
         ),
     ],
@@ -235,6 +236,28 @@ def test_slo_holds_for_a_healthy_candidate() -> None:
 def test_slo_breaches_are_explained(candidate: VariantStats, reason: str) -> None:
     verdict = check_slo(candidate, BASELINE)
     assert verdict.breach and reason in verdict.reasons[0]
+
+
+def test_slo_accuracy_breach_needs_more_than_sampling_noise() -> None:
+    """Candidate and baseline equally good: the sampled accuracies differ by chance, and the
+    guard must not call that a breach more than about 2% of the time (z = 2, one-sided)."""
+    rng = np.random.default_rng(0)
+    trials, breaches = 2_000, 0
+    for _ in range(trials):
+        n_c, n_b = 120, 400
+        cand = VariantStats(requests=400, labeled=n_c, accuracy=rng.binomial(n_c, 0.8) / n_c)
+        base = VariantStats(requests=2_000, labeled=n_b, accuracy=rng.binomial(n_b, 0.8) / n_b)
+        breaches += check_slo(cand, base).breach
+    assert breaches / trials < 0.03
+    # … while a real drop of 0.15 on the same sample sizes is caught most of the time.
+    caught = sum(
+        check_slo(
+            VariantStats(requests=400, labeled=120, accuracy=rng.binomial(120, 0.65) / 120),
+            VariantStats(requests=2_000, labeled=400, accuracy=rng.binomial(400, 0.8) / 400),
+        ).breach
+        for _ in range(500)
+    )
+    assert caught / 500 > 0.75
 
 
 def test_slo_falls_back_to_estimated_accuracy_without_labels() -> None:

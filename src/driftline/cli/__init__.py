@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli import anomaly, audit, batch, demo, models, monitor, serve, streams, train
+from driftline.cli import (
+    anomaly,
+    audit,
+    batch,
+    demo,
+    loop,
+    models,
+    monitor,
+    serve,
+    streams,
+    train,
+)
 from driftline.cli.common import State, fail
 from driftline.config import Settings
 
@@ -46,7 +57,7 @@ def _root(
     ctx.obj = State(settings)
 
 
-for _module in (demo, train, serve, models, batch, monitor, audit, streams):
+for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams):
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")

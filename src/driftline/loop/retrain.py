@@ -119,7 +119,7 @@ def trigger_inputs(
     status = concept_status(store, settings.model_name, version)
     with store.sessions() as session:
         report = queries.latest_report(session=session, model_name=settings.model_name)
-        labeled = len(queries.labeled_predictions(session=session, start=anchor, limit=1_000_000))
+        labeled = queries.count_labeled(session=session, start=anchor)
         last = queries.get_state(COOLDOWN_KEY.format(model=settings.model_name), session=session)
     body = report.body if report is not None else {}
     performance = body.get("performance") or {}

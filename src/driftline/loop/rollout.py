@@ -15,6 +15,7 @@ rate, and accuracy — realized when both have enough labels, else the label-fre
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -84,6 +85,11 @@ class SloPolicy:
         Fewer requests than this: latency and error rate are not judged yet (default 50).
     min_labels
         Fewer labels than this: realized accuracy is not judged (default 50).
+    noise_z
+        Accuracy is compared beyond sampling noise: a breach needs the candidate to fall more
+        than ``accuracy_tolerance + noise_z * SE`` below the baseline, where SE is the
+        standard error of the difference of two proportions (default 2.0, about a 2% chance
+        that noise alone looks like a breach).
     """
 
     max_error_rate: float = 0.01
@@ -92,6 +98,7 @@ class SloPolicy:
     accuracy_tolerance: float = 0.02
     min_requests: int = 50
     min_labels: int = 50
+    noise_z: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_error_rate <= 1:
@@ -102,6 +109,8 @@ class SloPolicy:
             raise ValueError(f"max_latency_ratio must be >= 1, got {self.max_latency_ratio}")
         if not 0 <= self.accuracy_tolerance <= 1:
             raise ValueError(f"accuracy_tolerance must be in [0, 1], got {self.accuracy_tolerance}")
+        if self.noise_z < 0:
+            raise ValueError(f"noise_z must be >= 0, got {self.noise_z}")
         if self.min_requests < 1 or self.min_labels < 1:
             raise ValueError(
                 f"min_requests and min_labels must be >= 1, got "
@@ -126,9 +135,12 @@ def check_slo(
     >>> base = VariantStats(requests=500, errors=0, p95_latency_ms=8.0, labeled=200, accuracy=0.8)
     >>> check_slo(VariantStats(requests=300, errors=9, p95_latency_ms=9.0), base).reasons
     ('error rate 0.0300 > 0.01',)
-    >>> worse = VariantStats(requests=300, labeled=120, accuracy=0.70, p95_latency_ms=9.0)
+    >>> worse = VariantStats(requests=300, labeled=120, accuracy=0.60, p95_latency_ms=9.0)
     >>> check_slo(worse, base).reasons
-    ('realized accuracy 0.7000 < baseline 0.8000 - 0.02',)
+    ('realized accuracy 0.6000 < baseline 0.8000 - 0.02 - 2.0 SE (SE 0.0529)',)
+    >>> noisy = VariantStats(requests=300, labeled=120, accuracy=0.75, p95_latency_ms=9.0)
+    >>> check_slo(noisy, base).breach  # 0.05 below, but within the noise of 120 labels
+    False
     """
     reasons: list[str] = []
     judged: list[str] = []
@@ -152,19 +164,45 @@ def check_slo(
     if realized:
         assert candidate.accuracy is not None and baseline.accuracy is not None
         judged.append("realized_accuracy")
-        if candidate.accuracy < baseline.accuracy - policy.accuracy_tolerance:
+        se = _difference_se(
+            candidate.accuracy, candidate.labeled, baseline.accuracy, baseline.labeled
+        )
+        if candidate.accuracy < baseline.accuracy - policy.accuracy_tolerance - policy.noise_z * se:
             reasons.append(
                 f"realized accuracy {candidate.accuracy:.4f} < baseline "
-                f"{baseline.accuracy:.4f} - {policy.accuracy_tolerance}"
+                f"{baseline.accuracy:.4f} - {policy.accuracy_tolerance} - {policy.noise_z} SE "
+                f"(SE {se:.4f})"
             )
-    elif candidate.estimated_accuracy is not None and baseline.estimated_accuracy is not None:
+    elif (
+        candidate.estimated_accuracy is not None
+        and baseline.estimated_accuracy is not None
+        and candidate.requests >= policy.min_requests
+    ):
         judged.append("estimated_accuracy")
-        if candidate.estimated_accuracy < baseline.estimated_accuracy - policy.accuracy_tolerance:
+        se = _difference_se(
+            candidate.estimated_accuracy,
+            candidate.requests,
+            baseline.estimated_accuracy,
+            max(baseline.requests, 1),
+        )
+        limit = baseline.estimated_accuracy - policy.accuracy_tolerance - policy.noise_z * se
+        if candidate.estimated_accuracy < limit:
             reasons.append(
                 f"estimated accuracy {candidate.estimated_accuracy:.4f} < baseline "
-                f"{baseline.estimated_accuracy:.4f} - {policy.accuracy_tolerance}"
+                f"{baseline.estimated_accuracy:.4f} - {policy.accuracy_tolerance} - "
+                f"{policy.noise_z} SE (SE {se:.4f})"
             )
     return SloVerdict(bool(reasons), tuple(reasons), tuple(judged))
+
+
+def _difference_se(p1: float, n1: int, p2: float, n2: int) -> float:
+    """Standard error of the difference of two proportions (each clipped into [0, 1]).
+
+    >>> round(_difference_se(0.8, 400, 0.8, 400), 4)
+    0.0283
+    """
+    p1, p2 = min(max(p1, 0.0), 1.0), min(max(p2, 0.0), 1.0)
+    return math.sqrt(p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from driftline.service.routes import (
     predict,
     predictions,
     reports,
+    rollout,
     ws,
 )
 from driftline.service.runtime import ServingRuntime
@@ -111,7 +112,8 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (predict, labels, health, predictions, models, reports, audit, ws, dashboard):
+    routers = (predict, labels, health, predictions, models, reports, rollout, audit, ws)
+    for module in (*routers, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)

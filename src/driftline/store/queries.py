@@ -37,6 +37,7 @@ __all__ = [
     "PredictionPage",
     "ReportRow",
     "add_audit",
+    "count_labeled",
     "add_report",
     "alias_history",
     "buckets",
@@ -208,6 +209,17 @@ def labeled_predictions(
         {**{c: getattr(p, c) for c in PREDICTION_COLUMNS}, "label": label}
         for p, label in session.execute(stmt).all()
     ]
+
+
+def count_labeled(*, session: Session, start: float | None = None) -> int:
+    """How many predictions made since ``start`` have a label (the retrain trigger's count)."""
+    filters = _prediction_filters(start=start, end=None, version=None, has_label=None)
+    stmt = (
+        select(func.count(Prediction.id))
+        .join(Label, Label.request_id == Prediction.request_id)
+        .where(*filters)
+    )
+    return int(session.execute(stmt).scalar_one())
 
 
 def count_predictions(

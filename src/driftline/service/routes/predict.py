@@ -33,11 +33,12 @@ async def predict(
     """Predict one row with the champion (or the canary, during a rollout)."""
     started = time.perf_counter()
     request_id = adopt_request_id(body.request_id)  # also the X-Request-ID of the answer
+    bundle = runtime.route(champion, body.routing_key or request_id)
     records = validate_records(
-        runtime, champion, [body.features], [("body", "features")], endpoint="/predict"
+        runtime, bundle, [body.features], [("body", "features")], endpoint="/predict"
     )
     [answer] = await predict_and_log(
-        runtime, champion, records, [request_id], source="api", started=started
+        runtime, bundle, records, [request_id], source="api", started=started
     )
     return answer
 
