@@ -216,7 +216,9 @@ def test_bad_canary_is_withdrawn_and_bad_champion_rolled_back(served: TestClient
     send(served, generate_loans(1_200, seed=7), "bad-canary")
     settle(rt)
     step = rt.loop_job()
-    assert step is not None and step["rollout"]["stage"] == "aborted", step["rollout"]["last_verdict"]
+    assert step is not None and step["rollout"]["stage"] == "aborted", step["rollout"][
+        "last_verdict"
+    ]
     reasons = read_rollout(rt.store, rt.settings.model_name)["history"][-1]["reasons"]
     assert "realized accuracy" in reasons[0]
     assert registry.alias(CHALLENGER) is None and registry.alias(CHAMPION) == 1

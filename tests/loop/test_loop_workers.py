@@ -66,7 +66,9 @@ def replicas(settings: Settings, pg_url: str) -> Iterator[list[TestClient]]:
     # breaches are tested in test_closed_loop.py).
     registry.register(train_model(frame, TARGET, kind="logreg", seed=0).bundle, actor="test")
     registry.register(
-        train_model(frame, TARGET, kind="logreg", seed=1).bundle, actor="test", champion_if_first=False
+        train_model(frame, TARGET, kind="logreg", seed=1).bundle,
+        actor="test",
+        champion_if_first=False,
     )
     store.dispose()
     with ExitStack() as stack:
