@@ -3,6 +3,7 @@ persistence, and training into a model bundle."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import joblib
@@ -100,6 +101,37 @@ def test_isolation_forest_score_is_the_papers(
     assert ((score > 0) & (score <= 1)).all()
     assert detector.threshold_ == pytest.approx(0.5)  # contamination="auto": the paper's cut
     assert score[y_test == 1].min() > 0.6 and np.median(score[y_test == 0]) < 0.5
+
+
+def test_range_check_is_the_papers_path_inside_the_ranges() -> None:
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
+    checked = IsolationForestDetector(seed=0).fit(x)  # 200 rows < 256: every tree grew on all
+    paper = IsolationForestDetector(range_check=False, seed=0).fit(x)
+    np.testing.assert_allclose(checked.score(x), paper.score(x), atol=1e-12)
+    assert checked.threshold_ == pytest.approx(0.5) and "range_check=False" in repr(paper)
+    # A detector pickled before the option existed (no ranges_) scores as the paper's.
+    far = x.assign(a=50.0)
+    older = copy.deepcopy(checked)
+    del older.ranges_
+    np.testing.assert_array_equal(older.score(far), paper.score(far))
+    assert (checked.score(far) > paper.score(far)).all()
+
+
+def test_range_check_catches_one_metric_far_beyond_its_training_range() -> None:
+    rng = np.random.default_rng(4)
+    columns = ["cpu", "memory", "disk", "rx", "tx"]
+    train = pd.DataFrame(rng.normal(size=(600, 5)), columns=columns)
+    fresh = pd.DataFrame(rng.normal(size=(2_000, 5)), columns=columns)
+    pinned = fresh.iloc[:200].assign(cpu=10.0)  # one metric at +10 standard deviations
+    checked = IsolationForestDetector(contamination=0.03, seed=0).fit(train)
+    paper = IsolationForestDetector(contamination=0.03, range_check=False, seed=0).fit(train)
+    assert checked.flag(pinned).mean() > 0.95
+    assert paper.flag(pinned).mean() < 0.6
+    assert checked.flag(fresh).mean() == pytest.approx(paper.flag(fresh).mean(), abs=0.015)
+    further = pinned.assign(cpu=20.0)
+    assert (checked.score(further) > checked.score(pinned)).all(), "farther is stranger"
+    np.testing.assert_array_equal(paper.score(further), paper.score(pinned))
 
 
 def test_contamination_sets_the_share_flagged_in_training(week: pd.DataFrame) -> None:

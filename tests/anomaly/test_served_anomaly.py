@@ -23,12 +23,12 @@ def test_registered_detector_serves_scores(settings: Settings, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "registered host-anomaly version 1" in " ".join(result.output.split())
     served = settings.model_copy(update={"model_name": "host-anomaly"})
-    normal = {
-        "cpu_percent": 20.0,
-        "memory_percent": 45.0,
-        "disk_percent": 50.0,
-        "net_rx_bytes_per_s": 2e5,
-        "net_tx_bytes_per_s": 1e5,
+    normal = {  # about the median of the generated host's normal rows
+        "cpu_percent": 26.0,
+        "memory_percent": 46.0,
+        "disk_percent": 53.5,
+        "net_rx_bytes_per_s": 3.5e6,
+        "net_tx_bytes_per_s": 2.2e6,
     }
     spike = {**normal, "cpu_percent": 99.0, "net_tx_bytes_per_s": 5e7}
     with TestClient(create_app(served)) as client:

@@ -90,10 +90,7 @@ def test_learns_a_baseline_then_flags_what_is_unlike_it() -> None:
     normal = steps(watcher, 150)
     assert all(e.phase == "scoring" and e.model_version == 7 for e in normal)
     assert flag_rate(normal) < 0.1
-    # A runaway process that burns CPU and allocates memory. (One metric alone beyond its
-    # training range is flagged less reliably: an Isolation Forest cuts inside that range.)
-    host.level["cpu_percent"] = 97.0
-    host.level["memory_percent"] = 55.0
+    host.level["cpu_percent"] = 97.0  # a runaway process; every other metric as usual
     spike = steps(watcher, 20)
     assert flag_rate(spike) > 0.9
     assert min(e.score or 0 for e in spike) > max(e.score or 0 for e in normal[:50])
@@ -138,9 +135,9 @@ def test_an_anomaly_shorter_than_a_window_never_becomes_normal() -> None:
     watcher = HostWatcher(host, policy=policy)
     steps(watcher, 150)
     steps(watcher, 40)
-    host.level.update(cpu_percent=98.0, memory_percent=58.0)
+    host.level["cpu_percent"] = 98.0
     burst = steps(watcher, 50)  # spans two windows
-    host.level.update(cpu_percent=20.0, memory_percent=40.0)
+    host.level["cpu_percent"] = 20.0
     later = steps(watcher, 240)
     assert flag_rate(burst) > 0.9
     events = burst + later
@@ -212,7 +209,7 @@ def test_metrics_follow_the_events() -> None:
     assert "driftline_host_anomaly_score NaN" in text
     for event in steps(watcher, 95):
         metrics.update(event)
-    host.level.update(cpu_percent=99.0, memory_percent=60.0)
+    host.level["cpu_percent"] = 99.0
     metrics.update(watcher.step())
     text = metrics.render().decode()
     values = {
@@ -226,7 +223,7 @@ def test_metrics_follow_the_events() -> None:
     assert values["driftline_host_anomaly_flag"] == 1
     assert values["driftline_host_anomaly_score"] > values["driftline_host_anomaly_threshold"]
     assert 0.9 < values["driftline_host_cpu_usage_ratio"] <= 1.1
-    assert 0.5 < values["driftline_host_memory_usage_ratio"] < 0.7
+    assert 0.3 < values["driftline_host_memory_usage_ratio"] < 0.5
     assert values["driftline_host_network_receive_bytes_per_second"] > 1_000
     assert values['driftline_host_models_trained_total{reason="baseline"}'] == 1
 
