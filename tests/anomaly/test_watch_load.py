@@ -39,7 +39,7 @@ def test_the_watcher_flags_generated_cpu_load() -> None:
     assert baseline[-1].trained is not None and watcher.bundle is not None
 
     busy_share = float(np.mean(np.asarray(cpu(baseline)) >= SATURATED))
-    if busy_share > 0.1:
+    if busy_share > 0.05:
         pytest.skip(
             f"other work kept the CPUs at >= {SATURATED:.0f}% in {busy_share:.0%} of the "
             "baseline: a generated CPU load cannot stand out on this machine right now"
