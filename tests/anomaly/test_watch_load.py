@@ -58,7 +58,8 @@ def test_the_watcher_flags_generated_cpu_load() -> None:
     summary = (
         f"flagged {load_rate:.0%} under load (median CPU {statistics.median(cpu(loaded)):.0f}%) "
         f"vs {baseline_rate:.0%} of the baseline (median CPU "
-        f"{statistics.median(cpu(baseline)):.0f}%, max {max(cpu(baseline)):.0f}%)"
+        f"{statistics.median(cpu(baseline)):.0f}%, max {max(cpu(baseline)):.0f}%, "
+        f"{busy_share:.0%} at >= {SATURATED:.0f}%); CPU under load {cpu(loaded)}"
     )
     assert statistics.median(cpu(loaded)) >= SATURATED, f"the load did not show: {summary}"
     assert load_rate >= 0.5, summary
