@@ -1,10 +1,13 @@
-"""The README keeps its promises: the two copy-paste lines, and a row per setting."""
+"""The README keeps its promises: the two copy-paste lines, a row per setting, and a row per
+metric."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from driftline.config import Settings
+from driftline.service.metrics import ServiceMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -24,3 +27,20 @@ def test_every_setting_is_in_the_configuration_table() -> None:
         if f"DRIFTLINE_{name.upper()}" not in README
     ]
     assert missing == []
+
+
+def test_every_metric_is_in_the_metrics_table() -> None:
+    # What Prometheus exposes: a counter family ``x`` is the series ``x_total``.
+    exported = [
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in ServiceMetrics().registry.collect()
+    ]
+    assert len(exported) > 40  # the registry really was read
+    table = README.split("\n### Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`(driftline_\w+)`", row.split("|")[1])
+    }
+    assert [name for name in exported if name not in documented] == []
