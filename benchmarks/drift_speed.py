@@ -20,10 +20,11 @@ tracemalloc peak of a second run of the same block, and the larger of the two co
   the machine may be shared; Evidently, which takes minutes at 1M rows, runs once;
 * **driftline stored**: the check as the monitor job runs it, on profiles read back from JSON:
   the reference plus the window's buckets (by default 60, the one-minute buckets of the monitor's
-  default one-hour window), merged with ``merge_all``, then ``decide_drift`` and
-  ``check_quality``. Its cost depends on the number of buckets and features, not of rows; the
-  same check on one stored window profile (buckets already merged) is printed beside it (both
-  best of 7);
+  default one-hour window, made as the serving recorder makes them: without reservoir samples,
+  see ``BUCKET_SAMPLE_SIZE`` in monitoring/window.py), merged with ``merge_all``, then
+  ``decide_drift`` and ``check_quality``. Its cost depends on the number of buckets and
+  features, not of rows; the same check on one stored window profile (buckets already merged)
+  is printed beside it (both best of 7);
 * **np.sort bound**: ``np.sort`` of every numeric column of the current data, the bare cost of
   looking at each value once in order (what any quantile- or CDF-based test pays);
 * **Evidently**: ``Report([DataDriftPreset()]).run(current, reference)``.
@@ -248,11 +249,14 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
         tracemalloc.stop()
         del again
         # The monitor job's case: the reference and the window's buckets come from the store as
-        # JSON; the buckets are merged, then checked.
+        # JSON; the buckets are merged, then checked. Buckets are made as the serving recorder
+        # makes them (without reservoir samples).
+        from driftline.monitoring.window import BUCKET_SAMPLE_SIZE
+
         ref_text, cur_text = json.dumps(ref.to_dict()), json.dumps(window.to_dict())
         bucket_texts = []
         for i, rows in enumerate(np.array_split(np.arange(len(current)), buckets)):
-            bucket = ref.empty_like(seed=100 + i)
+            bucket = ref.empty_like(seed=100 + i, sample_size=BUCKET_SAMPLE_SIZE)
             bucket.add_frame(current.iloc[rows])
             bucket_texts.append(json.dumps(bucket.to_dict()))
         # The monitor job holds profiles, not rows: drop the frames before timing it (a heap
@@ -281,9 +285,10 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
 
 
 def hot_path() -> dict[str, float]:
-    """Microseconds to add one micro-batch to a window profile."""
+    """Microseconds to add one micro-batch to a window profile (a serving bucket's)."""
     import timeit
 
+    from driftline.monitoring.window import BUCKET_SAMPLE_SIZE
     from driftline.profile import build_reference_profile
     from driftline.schema import infer_schema
 
@@ -291,7 +296,7 @@ def hot_path() -> dict[str, float]:
     columns = [*[f"num_{i:02d}" for i in range(8)], "cat_0", "cat_2"]
     small = frame[columns]
     reference = build_reference_profile(small, infer_schema(small, None))
-    window = reference.empty_like(seed=1)
+    window = reference.empty_like(seed=1, sample_size=BUCKET_SAMPLE_SIZE)
     batch = small.iloc[:5].reset_index(drop=True)
     arrays = {name: batch[name].to_numpy() for name in columns}
     one = {name: values[:1] for name, values in arrays.items()}

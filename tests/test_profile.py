@@ -220,6 +220,42 @@ def test_small_and_large_batches_agree(reference: DatasetProfile) -> None:
     assert _categorical(one_go, "c").counts.tolist() == _categorical(by_rows, "c").counts.tolist()
 
 
+_SAMPLE_FIELDS = ("sample", "sample_keys", "sample_size")
+
+
+def _without_samples(profile: DatasetProfile) -> dict[str, object]:
+    data = profile.to_dict()
+    for spec in data["features"].values():
+        for key in _SAMPLE_FIELDS:
+            spec.pop(key, None)
+    return data
+
+
+@pytest.mark.parametrize("batch", [5, 2_000])  # stacked small-batch path, per-column path
+def test_a_profile_without_reservoir_counts_exactly_the_same(
+    reference: DatasetProfile, batch: int
+) -> None:
+    # Window buckets are made with sample_size=0 (monitoring/window.py): everything but the
+    # sample must be what a sampled profile of the same rows holds, bit for bit.
+    frame = _frame(4_000, seed=11)
+    sampled = reference.empty_like(seed=1)
+    bare = reference.empty_like(seed=1, sample_size=0)
+    for start in range(0, len(frame), batch):
+        sampled.add_frame(frame.iloc[start : start + batch])
+        bare.add_frame(frame.iloc[start : start + batch])
+    for name in ("x", "z", "k", "flag"):
+        assert len(_numeric(sampled, name).sample) == 100
+        b = _numeric(bare, name)
+        assert (b.sample_size, len(b.sample), len(b.sample_keys)) == (0, 0, 0)
+    assert _without_samples(bare) == _without_samples(sampled)
+    stored = bare.to_dict()
+    assert all(stored["features"][n]["sample"] == "" for n in ("x", "z", "k", "flag"))
+    # A bucket stored with a reservoir (before the change) merges with one without.
+    mixed = merge_all([sampled, bare])
+    assert _without_samples(mixed) == _without_samples(merge_all([bare, bare]))
+    np.testing.assert_array_equal(_numeric(mixed, "x").sample, _numeric(sampled, "x").sample)
+
+
 def test_add_columns_accepts_plain_lists_and_checks_lengths(reference: DatasetProfile) -> None:
     window = reference.empty_like(seed=3)
     window.add_columns({"x": [1.0, None], "z": [0, 0], "k": [1, 2], "flag": [0, 1], "c": ["a", 5]})

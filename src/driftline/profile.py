@@ -132,6 +132,8 @@ def _decode(data: Any, dtype: str, what: str) -> npt.NDArray[Any]:
     """Inverse of :func:`_encode`; a JSON list (profile format 1) is read as well."""
     if not isinstance(data, str):
         return np.asarray(data, dtype=dtype).astype(dtype[1:])
+    if not data:  # e.g. the sample of a window bucket, which keeps none
+        return np.zeros(0, dtype=dtype[1:])
     try:
         raw = bytearray.fromhex(data)  # writable, so the array needs no copy
     except ValueError as exc:
@@ -771,6 +773,8 @@ class _NumericState:
         self.minimum = np.fmin(self.minimum, np.fmin.reduce(xn, axis=0))
         self.maximum = np.fmax(self.maximum, np.fmax.reduce(xn, axis=0))
         self.dirty = True
+        if not (self.tau > 0.0).any():  # no reservoirs (sample_size 0): no keys to draw
+            return
         keys = rng.random((n, f))
         offer = finite & (keys < self.tau)
         if offer.any():

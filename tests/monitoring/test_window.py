@@ -1,18 +1,28 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from driftline.data import TARGET, generate_loans
+from driftline.monitoring import window
+from driftline.monitoring.monitor import MonitorOptions, build_report
+from driftline.monitoring.reference import reference_for
 from driftline.monitoring.window import WindowRecorder, quantile_from_histogram, summarize
-from tests.monitoring.conftest import plain
+from tests.monitoring.conftest import drifted, plain
 
 
-def records(bundle: Any, n: int, seed: int) -> list[dict[str, Any]]:
-    frame = generate_loans(n, seed=seed)
+def validated(bundle: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
         bundle.schema.validate_record({k: plain(v) for k, v in r.items() if k != TARGET})
         for r in frame.to_dict("records")
     ]
+
+
+def records(bundle: Any, n: int, seed: int) -> list[dict[str, Any]]:
+    return validated(bundle, generate_loans(n, seed=seed))
 
 
 def test_buckets_from_two_workers_merge_to_the_whole(loan_bundle: Any) -> None:
@@ -64,3 +74,60 @@ def test_latency_quantile_from_histogram() -> None:
     counts[14] = 5  # <= 250 ms
     assert quantile_from_histogram(counts, 0.95) == 10
     assert quantile_from_histogram(counts, 0.99) == 250
+
+
+def _bucket_payloads(bundle: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two workers' buckets of ``rows``: 250 rows a minute, in model calls of 50."""
+    a = WindowRecorder(worker_id="a", bucket_seconds=60)
+    b = WindowRecorder(worker_id="b", bucket_seconds=60)
+    for start in range(0, len(rows), 50):
+        part = rows[start : start + 50]
+        now = 60.0 * (start // 250) + 1.0
+        (a if start % 100 == 0 else b).observe(bundle, part, bundle.predict_records(part), now=now)
+    end = 60.0 * (len(rows) // 250 + 1)
+    return [r["payload"] for r in a.drain(now=end) + b.drain(now=end)]
+
+
+def test_buckets_carry_no_reservoir_and_the_report_is_unchanged(
+    loan_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loan_bundle.version = 1
+    base = generate_loans(1_500, seed=5)
+    shifted = drifted(1_500, seed=6)
+    rows = validated(loan_bundle, pd.concat([base, shifted], ignore_index=True))
+    with monkeypatch.context() as m:  # buckets as they were made before: with the reservoir
+        m.setattr(window, "BUCKET_SAMPLE_SIZE", None)
+        before = _bucket_payloads(loan_bundle, rows)
+    after = _bucket_payloads(loan_bundle, rows)
+    assert len(after) == len(before) == 24  # 12 minutes x 2 workers
+    assert before[0]["features"]["features"]["income"]["sample_size"] == 256
+    for payload in after:
+        for part in ("features", "outputs"):
+            for spec in payload[part]["features"].values():
+                if spec["kind"] == "numeric":
+                    assert spec["sample_size"] == 0
+                    assert spec["sample"] == spec["sample_keys"] == ""
+    assert len(json.dumps(after)) < 0.5 * len(json.dumps(before))
+
+    reference = reference_for(loan_bundle)
+
+    def report(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        return build_report(
+            bundle=loan_bundle,
+            reference=reference,
+            current=summarize(payloads, starts=[0.0, 660.0]),
+            labeled=[],
+            concept={},
+            options=MonitorOptions(),
+            model_name="loans",
+            start=0.0,
+            end=720.0,
+        )
+
+    old = report(before)
+    assert report(after) == old
+    # A rolling upgrade: the window holds buckets of both kinds.
+    assert report(before[:10] + after[10:]) == old
+    features = {f["feature"]: f for f in old["data_drift"]["features"]}
+    assert features["income"]["severity"] == "critical"
+    assert old["rows"] == 3_000 and old["status"] == "critical"

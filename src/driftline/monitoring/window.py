@@ -5,7 +5,8 @@ the output profile on the reference's bins, the CBPE sketch of calibrated probab
 request/error/rejection counts with a latency histogram (and, for shadow traffic, how often the
 challenger agreed with the champion). The worker writes its open buckets to the store as
 cumulative snapshots every few seconds; the monitor merges every worker's rows over any window,
-so a check costs O(bins × buckets), never O(rows).
+so a check costs O(bins × buckets), never O(rows). Bucket profiles carry no reservoir sample
+(:data:`BUCKET_SAMPLE_SIZE`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,24 @@ from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.performance import PerformanceSketch
 from driftline.profile import DatasetProfile, merge_all, output_columns
 
-__all__ = ["LATENCY_EDGES_MS", "BucketState", "WindowRecorder", "WindowSummary", "summarize"]
+__all__ = [
+    "BUCKET_SAMPLE_SIZE",
+    "LATENCY_EDGES_MS",
+    "BucketState",
+    "WindowRecorder",
+    "WindowSummary",
+    "summarize",
+]
+
+#: Reservoir capacity of the numeric features of a bucket profile: none. Nothing that reads
+#: buckets uses a reservoir sample -- the drift decision works on bin counts and centroids,
+#: the quality checks on counts, missing and out-of-range tallies and extremes, reports,
+#: charts and the dashboard on bin and class counts -- while the 256 values and keys per
+#: numeric feature were three quarters of a stored bucket's bytes and a quarter of the time
+#: of a check over an hour of one-minute buckets. The reference profile keeps its sample.
+#: Buckets stored with a sample (before this) still merge with these; the merged sample is
+#: then theirs alone, which nothing reads either.
+BUCKET_SAMPLE_SIZE = 0
 
 #: Upper edges (ms) of the latency histogram kept per bucket; p95 across workers comes from it.
 LATENCY_EDGES_MS: tuple[float, ...] = (
@@ -190,8 +208,11 @@ class WindowRecorder:
             state = self._buckets[key] = BucketState(generation=self._closed.get(key, 0))
         if ref is not None and state.features is None:
             # Profiles start with the first model call of the bucket (counts may come first).
-            state.features = ref.features.empty_like()
-            state.outputs = ref.outputs.empty_like() if ref.outputs is not None else None
+            size = BUCKET_SAMPLE_SIZE
+            state.features = ref.features.empty_like(sample_size=size)
+            state.outputs = (
+                ref.outputs.empty_like(sample_size=size) if ref.outputs is not None else None
+            )
             if ref.calibrator is not None:
                 state.sketch = ref.calibrator.empty_sketch()
         state.dirty = True
