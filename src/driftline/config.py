@@ -132,8 +132,8 @@ class Settings(BaseSettings):
     retrain_accuracy_drop: float = Field(
         default=0.05, ge=0, le=1, description="Estimated-accuracy drop that triggers a retrain."
     )
-    retrain_base_ratio: float = Field(
-        default=2.0, ge=0, description="Base training rows added per drifted production row."
+    retrain_base_rows: int = Field(
+        default=10_000, ge=0, description="Most base training rows added (concept-balanced)."
     )
     retrain_smote: bool = Field(
         default=False, description="SMOTE-oversample minority classes (imbalanced-learn)."

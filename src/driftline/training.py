@@ -106,6 +106,8 @@ def train_model(
     rows_progress: RowsProgress | None = None,
     continue_from: ARFModel | None = None,
     new_tree_share: float = 0.4,
+    weights: pd.Series | None = None,
+    reference_rows: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Fit a model on ``frame`` and evaluate it on a stratified holdout.
 
@@ -139,6 +141,13 @@ def train_model(
         ``seed``); pass the champion's schema too.
     new_tree_share
         Share of the champion's trees replaced by new ones when continuing.
+    weights
+        Sample weight per row of ``frame`` (same index), passed to the batch model's fit; the
+        closed loop uses it to give drifted and base rows equal weight. Online models learn
+        every row once, unweighted.
+    reference_rows
+        Rows to profile as the monitoring reference (default: the training split). A
+        retrained challenger is profiled on the recent rows: the world it will serve.
     """
     started = time.perf_counter()
     step = progress or (lambda _name: None)
@@ -178,7 +187,10 @@ def train_model(
         model = online
     else:
         pipeline = build_pipeline(schema, kind, seed=seed)
-        pipeline.fit(x_train, y_train)
+        fit_params: dict[str, Any] = {}
+        if weights is not None:
+            fit_params["model__sample_weight"] = weights.loc[x_train.index].to_numpy(float)
+        pipeline.fit(x_train, y_train, **fit_params)
         model = SklearnModel(pipeline)
     step("evaluating on holdout")
     proba = model.predict_proba(x_test)
@@ -208,5 +220,9 @@ def train_model(
     step("profiling the reference")
     from driftline.monitoring.reference import attach_reference
 
-    attach_reference(bundle, x_train, seed=seed)
+    attach_reference(
+        bundle,
+        x_train if reference_rows is None else schema.coerce_frame(reference_rows),
+        seed=seed,
+    )
     return TrainResult(bundle=bundle, metrics=metrics, seconds=time.perf_counter() - started)

@@ -113,6 +113,12 @@ def served(settings: Settings, db_url: str, champion_bundle: Any) -> Iterator[Te
         yield client
 
 
+def gate_reason(rt: ServingRuntime) -> str:
+    with rt.store.sessions() as session:
+        gates = queries.list_audit(session=session, kinds=["gate"], limit=1)
+    return gates[0].message if gates else "no gate decision"
+
+
 def audit_kinds(rt: ServingRuntime) -> list[str]:
     with rt.store.sessions() as session:
         return [e.kind for e in queries.list_audit(session=session, limit=500)]
@@ -127,7 +133,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     report = rt.monitor_job()
     assert report is not None and report["data_drift"]["severity"] == "critical"
     outcome = rt.loop_job()
-    assert outcome is not None and outcome["promote"] is True, audit_kinds(rt)
+    assert outcome is not None and outcome["promote"] is True, gate_reason(rt)
     challenger = outcome["retrain"]
     assert rt.registry.alias(CHALLENGER) == challenger
     with rt.store.sessions() as session:

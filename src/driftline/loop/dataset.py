@@ -1,9 +1,12 @@
 """The challenger's training data: recent labelled production rows plus a share of base data.
 
 Every labelled production sample since the drift anchor is kept (``source = "drift"``); rows
-of the champion's own training sample are added (``source = "base"``), stratified by class, in
-proportion ``base_ratio`` to the drift rows, so the challenger learns the new world without
-forgetting the old one. A stratified share of the drift rows is held out to judge champion
+of the champion's own training sample are added (``source = "base"``, stratified by class, up
+to ``base_rows``), so the challenger learns the new world without forgetting the old one.
+The two are *concept-balanced*: a ``weight`` column gives the drift rows together the same
+total weight as the base rows, however few they are (a handful of recent labels would
+otherwise drown in the base data, and a model trained on them alone forgets the rest).
+A stratified share of the drift rows is held out to judge champion
 and challenger on recent data; the champion's own holdout (never trained on by either) is the
 base holdout of the no-forgetting check. Optionally SMOTE oversamples minority classes of
 the training part. The whole assembled table is snapshotted with a content hash.
@@ -24,10 +27,13 @@ from sklearn.model_selection import train_test_split
 
 from driftline.errors import DataError
 
-__all__ = ["SOURCE", "TrainingData", "assemble", "production_frame", "snapshot"]
+__all__ = ["SOURCE", "WEIGHT", "TrainingData", "assemble", "production_frame", "snapshot"]
 
-#: Column tagging each row's origin: ``drift`` (production) or ``base`` (training sample).
+#: Column tagging each row's origin: ``drift`` (production), ``base`` (training sample) or
+#: ``smote`` (synthetic minority rows).
 SOURCE = "source"
+#: Column of sample weights of the training part.
+WEIGHT = "weight"
 MIN_ROWS_PER_CLASS = 5
 
 
@@ -35,7 +41,8 @@ MIN_ROWS_PER_CLASS = 5
 class TrainingData:
     """The assembled data of one retrain.
 
-    ``train`` carries the ``source`` column (drop it before fitting); ``recent_holdout`` is
+    ``train`` carries the ``source`` and ``weight`` columns (drop them from the features,
+    fit with the weights); ``recent_holdout`` is
     drift rows only; ``table`` is everything (train + holdout, with a ``split`` column) —
     what is snapshotted.
     """
@@ -107,7 +114,8 @@ def assemble(
     base: pd.DataFrame,
     *,
     target: str,
-    base_ratio: float = 2.0,
+    base_rows: int = 10_000,
+    balance: bool = True,
     holdout: float = 0.25,
     smote: bool = False,
     seed: int = 0,
@@ -120,8 +128,10 @@ def assemble(
         Labelled production rows since the anchor (all of them are used).
     base
         The champion's training sample (features + ``target``).
-    base_ratio
-        Base rows per drift row (default 2.0; 0 trains on drift rows only).
+    base_rows
+        Most base rows to add (default 10,000; 0 trains on drift rows only).
+    balance
+        Weight drift rows so that together they weigh as much as the base rows.
     holdout
         Share of the drift rows kept out for the gate (stratified).
     smote
@@ -134,16 +144,16 @@ def assemble(
     >>> rng = np.random.default_rng(0)
     >>> drift = pd.DataFrame({"x": rng.normal(size=200), "y": rng.integers(0, 2, 200)})
     >>> base = pd.DataFrame({"x": rng.normal(size=1000), "y": rng.integers(0, 2, 1000)})
-    >>> data = assemble(drift, base, target="y", base_ratio=2.0)
+    >>> data = assemble(drift, base, target="y", base_rows=600)
     >>> data.n_drift, data.n_base, len(data.recent_holdout)
-    (200, 400, 50)
-    >>> sorted(data.train["source"].unique())
-    ['base', 'drift']
+    (200, 600, 50)
+    >>> data.train.groupby("source")["weight"].sum().round(6).to_dict()
+    {'base': 600.0, 'drift': 600.0}
     """
     if target not in drift.columns:
         raise DataError(f"the production rows have no label column {target!r}")
-    if base_ratio < 0:
-        raise DataError(f"base_ratio must be >= 0, got {base_ratio}")
+    if base_rows < 0:
+        raise DataError(f"base_rows must be >= 0, got {base_rows}")
     if not 0 < holdout < 1:
         raise DataError(f"holdout must be in (0, 1), got {holdout}")
     drift = drift.dropna(subset=[target])
@@ -158,14 +168,18 @@ def assemble(
     )
     drift_train = drift_train.assign(**{SOURCE: "drift"})
     recent_holdout = recent_holdout.assign(**{SOURCE: "drift"})
-    base_rows = base.dropna(subset=[target]) if target in base.columns else base.iloc[:0]
-    base_take = _stratified_take(
-        base_rows, round(base_ratio * len(drift)), by=target, seed=seed
-    ).assign(**{SOURCE: "base"})
+    base_pool = base.dropna(subset=[target]) if target in base.columns else base.iloc[:0]
+    base_take = _stratified_take(base_pool, base_rows, by=target, seed=seed).assign(
+        **{SOURCE: "base"}
+    )
     train = pd.concat([drift_train, base_take], ignore_index=True)
     n_smote = 0
     if smote:
         train, n_smote = _smote(train, target=target, seed=seed)
+    is_base = (train[SOURCE] == "base").to_numpy()
+    n_recent = int((~is_base).sum())
+    ratio = len(base_take) / n_recent if balance and len(base_take) and n_recent else 1.0
+    train[WEIGHT] = np.where(is_base, 1.0, max(ratio, 1.0))
     train = train.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     table = pd.concat(
         [train.assign(split="train"), recent_holdout.assign(split="holdout")], ignore_index=True
@@ -189,7 +203,7 @@ def _smote(train: pd.DataFrame, *, target: str, seed: int) -> tuple[pd.DataFrame
         raise DataError(
             "SMOTE needs imbalanced-learn: pip install 'driftline[imbalanced]'"
         ) from exc
-    features = train.drop(columns=[target, SOURCE])
+    features = train.drop(columns=[target, SOURCE, WEIGHT], errors="ignore")
     categorical = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     numeric = [c for c in features.columns if c not in categorical]
     # SMOTE interpolates: impute missing values first (median / most frequent).

@@ -96,11 +96,27 @@ def audit(
 
 
 def drift_anchor(store: Store, settings: Settings, champion_version: int) -> float:
-    """Where the drift began: the concept detector's anchor, else the monitor window start."""
+    """Where the drift began.
+
+    The concept detector's anchor when it has one (it places the change on the error
+    stream). Otherwise the start of the current run of drifted monitor reports of this
+    champion: the first drifted report saw the change within its last interval. Without
+    either, the monitor window.
+    """
     status = concept_status(store, settings.model_name, champion_version)
     anchor = status.get("anchor_ts")
     if anchor is not None:
         return float(anchor)
+    with store.sessions() as session:
+        reports = queries.list_reports(session=session, model_name=settings.model_name, limit=500)
+    first_drifted: float | None = None
+    for report in reports:  # newest first
+        severity = (report.body.get("data_drift") or {}).get("severity")
+        if report.model_version != champion_version or severity not in ("warning", "critical"):
+            break
+        first_drifted = report.ts
+    if first_drifted is not None:
+        return first_drifted - settings.monitor_interval_seconds
     return time.time() - settings.monitor_window_seconds
 
 
@@ -191,15 +207,23 @@ def train_challenger(
     champion: ModelBundle, data: dataset.TrainingData, *, seed: int
 ) -> ModelBundle:
     """Refit a batch model on the assembled data, or continue an online one from the champion."""
-    train = data.train.drop(columns=[dataset.SOURCE])
+    train = data.train.drop(columns=[dataset.SOURCE, dataset.WEIGHT])
     if champion.kind == "arf":
         from driftline.models.online import continue_training_bundle
 
         return continue_training_bundle(champion, train, target=data.target, seed=seed)
     from driftline.training import train_model
 
+    recent = data.train[data.train[dataset.SOURCE] != "base"]
     result = train_model(
-        train, data.target, kind=champion.kind, seed=seed, schema=champion.schema, holdout=0.2
+        train,
+        data.target,
+        kind=champion.kind,
+        seed=seed,
+        schema=champion.schema,
+        holdout=0.2,
+        weights=data.train[dataset.WEIGHT],
+        reference_rows=recent.drop(columns=[dataset.SOURCE, dataset.WEIGHT, data.target]),
     )
     return result.bundle
 
@@ -248,7 +272,7 @@ def retrain(
         drift,
         base,
         target=target,
-        base_ratio=settings.retrain_base_ratio,
+        base_rows=settings.retrain_base_rows,
         smote=settings.retrain_smote,
         seed=seed,
     )
