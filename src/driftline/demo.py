@@ -4,8 +4,12 @@
 2. start the API on 127.0.0.1 (in this process);
 3. drive traffic through ``POST /predict`` at a steady rate, and send each request's true label
    to ``POST /labels`` after a delay, as ground truth arrives in real life;
-4. show a live summary (requests, latency percentiles, accuracy on the labels so far) with the
-   URLs to open. Ctrl-C stops cleanly (the server drains its prediction log before exiting).
+4. inject drift part-way: the monitor reports it, the closed loop retrains a challenger,
+   gates it, shadows it, canaries it and promotes it; then, in a second act, a deliberately
+   bad challenger is put into canary and the SLO guard withdraws it;
+5. show a live summary (requests, latency percentiles, accuracy on the labels so far, the
+   rollout) with the URLs to open, and at the end a timeline of what happened, in seconds and
+   samples after the drift began. Ctrl-C stops cleanly (the server drains its log first).
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ class DemoOptions:
     #: How often the in-process monitor reports, and over how much traffic.
     monitor_every: float = 5.0
     monitor_window: float = 30.0
+    #: Run the closed loop (retrain, gate, shadow, canary, promote) inside the API.
+    loop: bool = True
+    #: After the promotion, put a deliberately bad challenger into canary.
+    second_act: bool = True
 
 
 def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
@@ -74,6 +82,16 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
             "concept_poll_seconds": 1.0,
             "reload_poll_seconds": 1.0,
             "scheduler": True,
+            # The closed loop on the same short clock: a few seconds of traffic per stage.
+            "loop_enabled": options.loop,
+            "loop_interval_seconds": 1.0,
+            "retrain_min_labels": max(400, round(options.rate * 16)),
+            "retrain_cooldown_seconds": options.duration * 10,
+            "shadow_min_samples": max(100, round(options.rate * 2)),
+            "canary_share": 0.5,
+            "canary_min_samples": max(100, round(options.rate * 2)),
+            "watch_seconds": 4.0,
+            "watch_min_samples": max(100, round(options.rate * 2)),
         }
     )
 
@@ -81,17 +99,20 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
 def traffic_rows(n: int, chunk: int, *, seed: int, drifted: bool) -> pd.DataFrame:
     """Live applications: like the training data, or after the world changed.
 
-    After the change, applicants earn more (income shifts by half a standard deviation), more
-    of them borrow for small businesses, and repayment follows a different rule (concept
-    drift): what the champion learned is partly wrong now.
+    After the change, applicants carry far more debt (debt-to-income up two standard
+    deviations), earn more (income +0.5 SD), borrow more for small businesses, and the
+    high-debt applicants — now a third of the traffic — repay by a different rule (concept
+    drift in a segment): what the champion learned is partly wrong now.
     """
     frame = generate_loans(n, seed=seed + 1_000 + chunk)
     if not drifted:
         return frame
-    frame = inject_drift(frame, "mean_shift", feature="income", strength=0.5, seed=seed + chunk)
-    frame = inject_drift(frame, "category_mix", feature="purpose", strength=0.15, seed=seed + chunk)
+    s = seed + chunk
+    frame = inject_drift(frame, "mean_shift", feature="debt_to_income", strength=2.0, seed=s)
+    frame = inject_drift(frame, "mean_shift", feature="income", strength=0.5, seed=s)
+    frame = inject_drift(frame, "category_mix", feature="purpose", strength=0.15, seed=s)
     frame[TARGET] = label_loans(
-        frame, concept="shifted", rng=np.random.default_rng(seed + 7_000 + chunk)
+        frame, concept="segment", rng=np.random.default_rng(seed + 7_000 + chunk)
     )
     return frame
 
@@ -112,6 +133,8 @@ class DemoStats:
     drift_started: float | None = None
     drift_sample: int | None = None
     latest_report: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
+    bad_version: int | None = None
     #: (seconds since start, samples sent, what happened), in order.
     timeline: list[tuple[float, int, str]] = field(default_factory=list)
     seen_events: set[str] = field(default_factory=set)
@@ -285,7 +308,8 @@ async def drive_traffic(
                 stats.drift_sample = stats.sent
                 stats.mark(
                     "drift",
-                    "drift injected: income +0.5 SD, more small-business loans, new repayment rule",
+                    "drift injected: debt-to-income +2 SD, income +0.5 SD, more small-business "
+                    "loans, a new repayment rule for high-debt applicants",
                 )
                 position = len(frame)  # switch now
             if position >= len(frame):
@@ -348,6 +372,102 @@ def note_detections(stats: DemoStats, body: dict[str, Any]) -> None:
         stats.mark("concept", "concept drift confirmed on the labelled error stream")
 
 
+async def watch_loop(
+    base_url: str,
+    settings: Settings,
+    options: DemoOptions,
+    stats: DemoStats,
+    stop: asyncio.Event,
+) -> None:
+    """Follow the closed loop (audit log and rollout) into the timeline; start act two."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as client:
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                response = await client.get(
+                    "/audit", params={"kind": ["retrain_triggered", "gate"], "limit": 20}
+                )
+                if response.status_code == 200:
+                    for event in reversed(response.json()["items"]):
+                        note_loop_event(stats, event)
+                response = await client.get("/rollout")
+                if response.status_code == 200:
+                    stats.rollout = response.json()
+                    note_rollout(stats, stats.rollout)
+                    if (
+                        options.second_act
+                        and stats.bad_version is None
+                        and stats.rollout.get("stage") == "done"
+                    ):
+                        stats.bad_version = -1  # starting
+                        stats.bad_version = await asyncio.to_thread(
+                            start_bad_challenger, settings, options
+                        )
+                        stats.mark(
+                            "act2",
+                            f"act two: a deliberately bad challenger v{stats.bad_version} "
+                            "(trained on inverted labels) goes straight into canary",
+                        )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+
+def note_loop_event(stats: DemoStats, event: dict[str, Any]) -> None:
+    details = event.get("details") or {}
+    if event["kind"] == "retrain_triggered":
+        stats.mark(f"retrain-{event['id']}", f"retrain triggered: {event['message']}")
+    elif event["kind"] == "gate":
+        metrics = details.get("metrics") or {}
+        f1_old = (metrics.get("champion") or {}).get("f1_macro")
+        f1_new = (metrics.get("challenger") or {}).get("f1_macro")
+        data = details.get("data") or {}
+        verdict = "passed" if details.get("promote") else "rejected"
+        stats.mark(
+            f"gate-{event['id']}",
+            f"gate {verdict} v{event.get('model_version')}: macro F1 {_num(f1_old)} → "
+            f"{_num(f1_new)} on recent data (trained on {data.get('drift_rows', '?')} drifted "
+            f"+ {data.get('base_rows', '?')} base rows, snapshot {data.get('data_hash', '?')})",
+        )
+
+
+def note_rollout(stats: DemoStats, rollout: dict[str, Any]) -> None:
+    version = rollout.get("challenger")
+    for entry in rollout.get("history", []):
+        stage = entry["stage"]
+        why = "; ".join(entry.get("reasons", []))
+        key = f"rollout-{rollout.get('id')}-{stage}"
+        text = {
+            "shadow": f"v{version} shadows the champion (answers logged, never returned)",
+            "canary": f"v{version} answers {rollout.get('canary_share') or 0.5:.0%} of traffic "
+            "as canary",
+            "watch": f"v{version} promoted to champion; the SLO guard watches it",
+            "done": f"rollout of v{version} complete: {why}",
+            "aborted": f"v{version} withdrawn: {why}",
+            "rolled_back": f"v{version} rolled back by the SLO guard: {why}",
+        }.get(stage, f"v{version}: {stage}")
+        if stage == "canary" and version == stats.bad_version:
+            continue  # act two announces itself
+        stats.mark(key, text)
+
+
+def start_bad_challenger(settings: Settings, options: DemoOptions) -> int:
+    """Act two: train a model on inverted labels, register it and put it into canary."""
+    from driftline.loop.controller import start_rollout
+
+    frame = generate_loans(5_000, seed=options.seed + 99)
+    frame[TARGET] = 1 - frame[TARGET]
+    bundle = train_model(frame, TARGET, kind="logreg", seed=options.seed).bundle
+    store = open_store(settings.database_url)
+    try:
+        registry = Registry.from_settings(settings, store)
+        version = registry.register(
+            bundle, actor="demo", reason="act two: a bad challenger", champion_if_first=False
+        )
+        start_rollout(store, registry, settings, challenger=version, actor="demo", stage="canary")
+    finally:
+        store.dispose()
+    return version
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
@@ -374,6 +494,14 @@ def summary_table(stats: DemoStats, options: DemoOptions, base_url: str) -> Grou
         + (f" · accuracy so far {accuracy:.3f}" if accuracy is not None else ""),
     )
     table.add_row("model versions", ", ".join(map(str, sorted(stats.model_versions))) or "-")
+    rollout = stats.rollout
+    if rollout is not None:
+        table.add_row(
+            "rollout",
+            f"v{rollout.get('champion')} → v{rollout.get('challenger')}: "
+            f"[bold]{rollout.get('stage')}[/]"
+            + (f" ({rollout['canary_share']:.0%} canary)" if rollout.get("canary_share") else ""),
+        )
     if options.drift_at is not None:
         at = options.drift_at * options.duration
         phase = (
@@ -469,6 +597,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
             loop.add_signal_handler(signal.SIGINT, stop.set)
         traffic = asyncio.create_task(drive_traffic(base_url, options, stats, stop))
         watcher = asyncio.create_task(watch_reports(base_url, stats, stop))
+        looper = asyncio.create_task(watch_loop(base_url, settings, options, stats, stop))
         with Live(
             summary_table(stats, options, base_url), console=console, refresh_per_second=4
         ) as live:
@@ -479,6 +608,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         await traffic
         stop.set()
         await watcher
+        await looper
 
     try:
         asyncio.run(main())

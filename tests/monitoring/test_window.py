@@ -47,6 +47,33 @@ def test_buckets_from_two_workers_merge_to_the_whole(loan_bundle: Any) -> None:
     assert whole.sketch.equals(split.sketch, rtol=1e-9)
 
 
+def test_two_bundle_objects_of_one_version_in_one_bucket_are_both_counted(
+    loan_bundle: Any,
+) -> None:
+    """Right after a promotion the same version answers as two objects (the canary's and the
+    reloaded champion's). Observing both in one bucket once deadlocked the recorder."""
+    import copy
+    import threading
+
+    loan_bundle.version = 1
+    twin = copy.copy(loan_bundle)  # another object, same version
+    rows = records(loan_bundle, 300, seed=4)
+    recorder = WindowRecorder(worker_id="w", bucket_seconds=60)
+
+    def observe_alternately() -> None:
+        for n, start in enumerate(range(0, 300, 50)):
+            part = rows[start : start + 50]
+            bundle = loan_bundle if n % 2 == 0 else twin
+            recorder.observe(bundle, part, bundle.predict_records(part), now=120.0)
+
+    worker = threading.Thread(target=observe_alternately, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the recorder deadlocked"
+    summary = summarize([r["payload"] for r in recorder.drain(now=200.0)])
+    assert summary.rows == 300
+
+
 def test_drain_sends_changes_once_and_forgets_closed_buckets(loan_bundle: Any) -> None:
     loan_bundle.version = 1
     rows = records(loan_bundle, 20, seed=4)

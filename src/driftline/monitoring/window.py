@@ -232,18 +232,25 @@ class WindowRecorder:
         """Queue one model call's rows and outputs for profiling."""
         now = time.time() if now is None else now
         key = (self.bucket_of(now), bundle.version or 0, variant)
+        swapped: _Pending | None = None
         with self._lock:
             pending = self._pending.get(key)
             if pending is None or pending.bundle is not bundle:
-                if pending is not None:  # the model was swapped within the bucket
+                if pending is not None:  # the model object changed within the bucket
                     self._pending_rows -= len(pending.records)
-                    self._profile(key, pending)
+                    swapped = pending
                 pending = self._pending[key] = _Pending(bundle, variant, now)
             pending.records.extend(records)
             pending.labels.extend(predictions.labels)
             pending.proba.append(predictions.proba)
             self._pending_rows += len(records)
             overloaded = self._pending_rows > self.MAX_PENDING_ROWS
+        if swapped is not None:
+            # Profiled outside ``_lock`` (``_profile`` takes it), in the same lock order as
+            # ``process_pending``: the same version can arrive as two bundle objects, e.g.
+            # the canary's and the reloaded champion's right after a promotion.
+            with self._process_lock:
+                self._profile(key, swapped)
         if overloaded:
             self.process_pending()
 
