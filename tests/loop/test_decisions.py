@@ -181,6 +181,21 @@ def test_gate_rejects_with_the_failing_check(change: dict[str, object], failing:
     assert [c.name for c in d.checks if not c.passed] == [failing]
 
 
+def test_gate_does_not_judge_the_latency_ratio_below_the_floor() -> None:
+    """0.15 ms vs 0.06 ms per row is 2.5x, but both are far below a millisecond: timings at
+    that scale are noise, so only the absolute budget applies."""
+    inputs = GateInputs(
+        champion=CHAMP,
+        challenger={"f1_macro": 0.70, "cohen_kappa": 0.42},
+        champion_latency_ms=0.06,
+        challenger_latency_ms=0.15,
+    )
+    assert decide_promotion(inputs).promote
+    slow = dataclasses.replace(inputs, challenger_latency_ms=0.3)
+    assert not decide_promotion(slow).promote
+    assert not decide_promotion(inputs, GatePolicy(latency_floor_ms=0.1)).promote
+
+
 def test_gate_minimum_gain() -> None:
     policy = GatePolicy(min_gains=(0.05, 0.0))
     d = decide_promotion(

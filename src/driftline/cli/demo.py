@@ -29,9 +29,17 @@ def register_command(app: typer.Typer) -> None:
             float, typer.Option(min=0, max=1, help="When drift starts, as a share of --duration.")
         ] = 0.3,
         drift: Annotated[bool, typer.Option(help="Inject drift mid-run.")] = True,
+        loop: Annotated[
+            bool, typer.Option(help="Run the closed loop: retrain, gate, shadow, canary.")
+        ] = True,
+        second_act: Annotated[
+            bool, typer.Option(help="After the promotion, roll out a bad challenger.")
+        ] = True,
     ) -> None:
         """Train a champion, serve it on 127.0.0.1, drive traffic and delayed labels, inject
-        drift part-way and show it being detected, with a live summary. Ctrl-C stops cleanly."""
+        drift part-way and show it being detected, retrained, gated, shadowed, canaried and
+        promoted — then a bad challenger caught by the SLO guard — with a live summary and a
+        timeline at the end. Ctrl-C stops cleanly."""
         options = DemoOptions(
             duration=duration,
             rate=rate,
@@ -40,5 +48,7 @@ def register_command(app: typer.Typer) -> None:
             model=model,
             label_delay=label_delay,
             drift_at=drift_at if drift else None,
+            loop=loop,
+            second_act=second_act,
         )
         run_demo(state(ctx).settings, options, console)

@@ -30,6 +30,9 @@ class GatePolicy:
         Challenger latency at most this multiple of the champion's (default 2.0) …
     max_latency_ms
         … and at most this many milliseconds per row (default 50).
+    latency_floor_ms
+        Below this many milliseconds per row the ratio is not judged (default 0.25): at that
+        scale timings are noise, and a fraction of a millisecond costs no one anything.
     """
 
     metrics: tuple[str, ...] = ("f1_macro", "cohen_kappa")
@@ -37,6 +40,7 @@ class GatePolicy:
     forgetting_tolerance: float = 0.03
     max_latency_ratio: float = 2.0
     max_latency_ms: float = 50.0
+    latency_floor_ms: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -146,7 +150,10 @@ def decide_promotion(inputs: GateInputs, policy: GatePolicy = GatePolicy()) -> G
     if inputs.challenger_latency_ms is not None:
         limit = policy.max_latency_ms
         if inputs.champion_latency_ms is not None:
-            limit = min(limit, max(inputs.champion_latency_ms, 0.01) * policy.max_latency_ratio)
+            limit = min(
+                limit,
+                max(policy.latency_floor_ms, inputs.champion_latency_ms * policy.max_latency_ratio),
+            )
         passed = inputs.challenger_latency_ms <= limit
         checks.append(
             GateCheck(

@@ -162,9 +162,12 @@ def _value(x: Any) -> float | None:
 def score(bundle: ModelBundle, frame: pd.DataFrame, target: str) -> tuple[dict[str, Any], float]:
     """Holdout metrics of ``bundle`` on ``frame`` and its latency in ms per row."""
     x = bundle.schema.coerce_frame(frame.drop(columns=[dataset.SOURCE], errors="ignore"))
-    started = time.perf_counter()
-    proba = bundle.model.predict_proba(x)
-    per_row_ms = (time.perf_counter() - started) * 1000.0 / max(1, len(frame))
+    timings = []
+    for _ in range(3):  # best of three: one timing on a shared machine is mostly noise
+        started = time.perf_counter()
+        proba = bundle.model.predict_proba(x)
+        timings.append(time.perf_counter() - started)
+    per_row_ms = min(timings) * 1000.0 / max(1, len(frame))
     metrics = classification_metrics(frame[target].to_numpy(), proba, bundle.model.classes)
     return metrics, per_row_ms
 
