@@ -2,7 +2,9 @@
 run by exactly one worker among many, chosen by a lease in the store.
 
 Every worker runs a :class:`Scheduler`; the one holding the lease runs the jobs, the others
-wait. If the leader dies, its lease expires and another worker takes over, so nothing depends
+wait. Jobs run side by side, each in its own thread, never two runs of one job at once: a slow
+monitor run does not hold up the closed loop's next step.
+If the leader dies, its lease expires and another worker takes over, so nothing depends
 on one process. The same jobs are CLI commands (``driftline check``, ``driftline retrain``)
 for an external scheduler (cron, a Kubernetes CronJob, Airflow).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -57,6 +60,7 @@ class Scheduler:
         self.on_failure = on_failure
         self.is_leader = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
 
     def _renew(self) -> bool:
@@ -78,6 +82,8 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._running:  # a job in its thread cannot be interrupted: let it finish
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
         if self.is_leader:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._release)
@@ -115,16 +121,24 @@ class Scheduler:
                 continue
             for job in list(self.jobs.values()):
                 now = time.monotonic()
-                if now - job.last_started < job.interval:
+                if job.name in self._running or now - job.last_started < job.interval:
                     continue
                 job.last_started = now
-                try:
-                    await asyncio.to_thread(job.run)
-                    job.runs += 1
-                    job.last_error = None
-                except Exception as exc:
-                    job.failures += 1
-                    job.last_error = str(exc)
-                    log.warning("job %s failed: %s", job.name, exc)
-                    if self.on_failure is not None:
-                        self.on_failure(job, exc)
+                task = asyncio.create_task(self._run(job), name=f"driftline-job-{job.name}")
+                self._running[job.name] = task
+                task.add_done_callback(functools.partial(self._finished, job.name))
+
+    def _finished(self, name: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(name, None)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await asyncio.to_thread(job.run)
+            job.runs += 1
+            job.last_error = None
+        except Exception as exc:
+            job.failures += 1
+            job.last_error = str(exc)
+            log.warning("job %s failed: %s", job.name, exc)
+            if self.on_failure is not None:
+                self.on_failure(job, exc)

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,8 @@ class ServingRuntime:
         self.rollout: dict[str, Any] | None = None
         self.challenger: ModelBundle | None = None
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._concept_lock = threading.Lock()
+        self._alerts_lock = threading.Lock()
         #: Online learning of an online champion (labels → learn_one → checkpoints).
         self.online = OnlineLearner(self)
         self.started_at = time.time()
@@ -398,7 +401,11 @@ class ServingRuntime:
         return self._alerts
 
     def alerts_job(self) -> None:
-        for notification in self.alerts.run():
+        # Run by its own schedule, after each report and after a rollback: one at a time, so
+        # a firing alert is recorded and notified once.
+        with self._alerts_lock:
+            notifications = self.alerts.run()
+        for notification in notifications:
             self.publish_threadsafe(
                 {
                     "type": "alert",
@@ -419,7 +426,10 @@ class ServingRuntime:
         version = self.registry.alias(CHAMPION)
         if version is None:
             return
-        update = update_concept(self.store, self.settings.model_name, version)
+        # The concept job and the monitor job (which runs it first) may overlap: one at a
+        # time reads the label cursor, feeds the detectors and writes the state back.
+        with self._concept_lock:
+            update = update_concept(self.store, self.settings.model_name, version)
         if update.drifts:
             self.metrics.concept_drift_alarms.inc(len(update.drifts))
             for drift in update.drifts:
