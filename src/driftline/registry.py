@@ -398,15 +398,7 @@ class Registry:
         version: int | None,
         details: dict[str, Any],
     ) -> None:
-        with self.store.sessions.begin() as session:
-            queries.add_audit(
-                session=session,
-                kind=kind,
-                actor=actor,
-                model_version=version,
-                message=message,
-                details=details,
-            )
+        self.store.audit(kind, message, actor=actor, version=version, details=details)
 
 
 def _mkdir(path: Path) -> Path:

@@ -94,16 +94,7 @@ def _audit(
     actor: str,
     success: bool = True,
 ) -> None:
-    with store.sessions.begin() as session:
-        queries.add_audit(
-            session=session,
-            kind=kind,
-            actor=actor,
-            model_version=version,
-            message=message,
-            details=details,
-            success=success,
-        )
+    store.audit(kind, message, actor=actor, version=version, details=details, success=success)
 
 
 def start_rollout(

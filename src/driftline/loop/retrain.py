@@ -73,28 +73,6 @@ class RetrainOutcome:
         return self.gate is not None and self.gate.promote
 
 
-def audit(
-    store: Store,
-    kind: str,
-    message: str,
-    *,
-    version: int | None = None,
-    details: dict[str, Any] | None = None,
-    actor: str = "loop",
-    success: bool = True,
-) -> None:
-    with store.sessions.begin() as session:
-        queries.add_audit(
-            session=session,
-            kind=kind,
-            actor=actor,
-            model_version=version,
-            message=message,
-            details=details or {},
-            success=success,
-        )
-
-
 def drift_anchor(store: Store, settings: Settings, champion_version: int) -> float:
     """Where the drift began.
 
@@ -253,8 +231,7 @@ def retrain(
     if not decision.retrain:
         return RetrainOutcome(trigger=decision, seconds=time.perf_counter() - started)
     target = str(champion.schema.target)
-    audit(
-        store,
+    store.audit(
         "retrain_triggered",
         f"retrain of version {champion.version}: {', '.join(decision.triggers)}",
         version=champion.version,
@@ -313,8 +290,7 @@ def retrain(
             session=session,
         )
     clear_anchor(store, settings.model_name)
-    audit(
-        store,
+    store.audit(
         "gate",
         f"gate {'passed' if gate.promote else 'rejected'} version {version} "
         f"against champion {champion.version}: {gate.reason}",

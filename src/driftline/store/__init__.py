@@ -4,6 +4,7 @@ background writer with its spill log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +47,28 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def audit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        actor: str = "driftline",
+        version: int | None = None,
+        details: dict[str, Any] | None = None,
+        success: bool = True,
+    ) -> None:
+        """Write one audit-log event in its own transaction."""
+        with self.sessions.begin() as session:
+            queries.add_audit(
+                session=session,
+                kind=kind,
+                actor=actor,
+                model_version=version,
+                message=message,
+                details=details or {},
+                success=success,
+            )
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
