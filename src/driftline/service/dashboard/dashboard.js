@@ -2,7 +2,8 @@
  *
  * Starts from GET /dashboard/state, then follows WS /ws: prediction events update the live
  * counters, the feed and the live charts at once (charts redraw at most once a second);
- * model_updated, report, alert and rollout events make it ask /dashboard/state again.
+ * model_updated, report, alert and loop events (gate, rollout, promotion, rollback) make it
+ * ask /dashboard/state again.
  * No framework, no build step; Plotly comes from the app itself (/dashboard/plotly.min.js).
  */
 (() => {
@@ -212,6 +213,9 @@
         scheduleRefresh(0);
         break;
       case "rollout":
+      case "gate":
+      case "promotion":
+      case "rollback":
         flash("card-rollout");
         scheduleRefresh(0);
         break;
