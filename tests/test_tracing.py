@@ -343,3 +343,29 @@ def test_without_opentelemetry_everything_is_a_no_op() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'driftline[tracing]'" in result.stdout
+
+
+def test_scheduler_jobs_run_in_spans(sqlite_store: Store, spans: InMemorySpanExporter) -> None:
+    """Each run of a scheduled job is a ``driftline.job`` span; its work nests inside."""
+    import asyncio
+
+    from driftline.scheduler import Job, Scheduler
+
+    def work() -> None:
+        with tracing.span("test.work"):
+            pass
+
+    async def main() -> None:
+        scheduler = Scheduler(
+            store=sqlite_store, worker_id="w", jobs=[Job("tick", 60.0, work)], tick=0.05
+        )
+        await scheduler.start()
+        deadline = time.monotonic() + 5
+        while not named(spans, "driftline.job") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await scheduler.stop()
+
+    asyncio.run(main())
+    job = one(spans, "driftline.job")
+    assert job.attributes is not None and job.attributes["driftline.job"] == "tick"
+    assert children(spans, job) == ["test.work"]

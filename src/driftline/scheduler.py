@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline import tracing
 from driftline.store import Store, queries
 
 __all__ = ["Job", "Scheduler"]
@@ -39,6 +40,12 @@ class Job:
     runs: int = 0
     failures: int = 0
     last_error: str | None = None
+
+
+def _traced_run(job: Job) -> Any:
+    """One run of a job in a span ``driftline.job`` (what it does nests inside)."""
+    with tracing.span("driftline.job", {"driftline.job": job.name}):
+        return job.run()
 
 
 class Scheduler:
@@ -133,7 +140,7 @@ class Scheduler:
 
     async def _run(self, job: Job) -> None:
         try:
-            await asyncio.to_thread(job.run)
+            await asyncio.to_thread(_traced_run, job)
             job.runs += 1
             job.last_error = None
         except Exception as exc:
