@@ -217,6 +217,9 @@ def test_admin_promote_and_rollback(client: TestClient, trained_bundle: ModelBun
     models = client.get("/models").json()
     assert models["serving_version"] == 1 and models["aliases"] == {"champion": 1}
     assert [m["reason"] for m in models["history"]][:2] == ["rollback: bad", "test"]
+    metrics = client.get("/metrics").text
+    assert 'driftline_rollbacks_total{actor="manual"} 1.0' in metrics
+    assert 'driftline_rollbacks_total{actor="slo_guard"} 0.0' in metrics
     r = client.post("/models/promote", json={"version": 99}, headers=auth)
     assert r.status_code == 404
 

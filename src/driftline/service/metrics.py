@@ -333,6 +333,13 @@ class ServiceMetrics:
             ["actor"],
             registry=r,
         )
+        # Known label values start at 0, so rate() and increase() see the first event.
+        for actor in ("slo_guard", "manual"):
+            self.rollbacks.labels(actor=actor)
+        for decision in ("promote", "reject"):
+            self.gate_decisions.labels(decision=decision)
+        for trigger in ("concept_drift", "data_drift", "performance", "manual"):
+            self.retrains.labels(trigger=trigger)
         self.canary_share = Gauge(
             "driftline_canary_share",
             "Share of traffic the canary serves (0 outside a canary stage).",

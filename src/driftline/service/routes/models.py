@@ -93,5 +93,6 @@ async def rollback(body: AliasMoveRequest, _admin: AdminDep, runtime: RuntimeDep
     before, after = await run_in_threadpool(
         runtime.registry.rollback, body.version, actor="api", reason=body.reason
     )
+    runtime.metrics.rollbacks.labels(actor="manual").inc()
     await runtime.check_for_new_model(reason="rolled back")
     return {"alias": CHAMPION, "from_version": before, "to_version": after}
