@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,9 +33,9 @@ from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
 from driftline.service.dashboard import read_rollout, traffic_state
 from driftline.store import open_store, queries
-from tests.promtools import free_port, in_ci
+from tests.promtools import in_ci
+from tests.servers import serve_subprocess
 from tests.test_api import row
-from tests.test_outage import _wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -236,32 +232,9 @@ def server(
 ) -> Iterator[str]:
     """``python -m driftline serve`` on a free loopback port: a champion and a challenger."""
     _register(settings, trained_bundle, challenger=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DRIFTLINE_HOME": str(settings.home),
-        "DRIFTLINE_ADMIN_TOKEN": "dash-token",
-        "DRIFTLINE_FLUSH_INTERVAL_SECONDS": "0.2",
-        "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1",
-    }
-    with open(settings.home / "serve.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(url, proc, timeout=60)
+    env = {"DRIFTLINE_ADMIN_TOKEN": "dash-token", "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1"}
+    with serve_subprocess(settings.home, env=env) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture

@@ -6,10 +6,6 @@ skip without them on a laptop and fail without them when CI is set."""
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +24,12 @@ from tests.promtools import (
     DEPLOY,
     PrometheusServer,
     family_name,
-    free_port,
     require_binary,
     run_promtool,
 )
+from tests.servers import serve_subprocess
 from tests.test_api import row
 from tests.test_grafana import panel_queries, substitute_variables
-from tests.test_outage import _wait_ready
 
 # Dashboard panels that have data as soon as a service answers /predict.
 LIVE_PANELS = {
@@ -73,30 +68,8 @@ def service(
     store = open_store(settings.database_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DRIFTLINE_HOME": str(settings.home),
-        "DRIFTLINE_FLUSH_INTERVAL_SECONDS": "0.2",
-    }
-    with open(settings.home / "serve.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(url, proc, timeout=40)
+    with serve_subprocess(settings.home, timeout=40) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _traffic(url: str, first: int, n: int, invalid: int) -> None:
