@@ -21,7 +21,7 @@ tracemalloc peak of a second run of the same block, and the larger of the two co
 * **driftline stored**: the check as the monitor job runs it, on profiles read back from JSON:
   the reference plus the window's buckets (by default 60, the one-minute buckets of the monitor's
   default one-hour window, made as the serving recorder makes them: without reservoir samples,
-  see ``BUCKET_SAMPLE_SIZE`` in monitoring/window.py), merged with ``merge_all``, then
+  see ``BUCKET_SAMPLE_SIZE`` in monitoring/window.py), merged with ``merge_payloads``, then
   ``decide_drift`` and ``check_quality``. Its cost depends on the number of buckets and
   features, not of rows; the same check on one stored window profile (buckets already merged)
   is printed beside it (both best of 7);
@@ -215,7 +215,7 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
         )
     elif method == "driftline":
         from driftline.drift import decide_drift
-        from driftline.profile import DatasetProfile, build_reference_profile, merge_all
+        from driftline.profile import DatasetProfile, build_reference_profile, merge_payloads
         from driftline.quality import check_quality
         from driftline.schema import infer_schema
 
@@ -266,7 +266,7 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
 
         def stored_check(texts: list[str]) -> None:
             stored_ref = DatasetProfile.from_dict(json.loads(ref_text))
-            stored = merge_all(DatasetProfile.from_dict(json.loads(t)) for t in texts)
+            stored = merge_payloads([json.loads(t) for t in texts])
             decide_drift(stored_ref, stored)
             check_quality(stored_ref, stored)
 
@@ -580,7 +580,7 @@ def _print_summary(results: list[dict[str, Any]]) -> None:
         worst = max(stored, key=lambda d: d["stored_check_ms"])
         print(
             f"{_verdict(worst['stored_check_ms'] < TARGET_STORED_MS)}  check over the window's "
-            f"{worst['buckets']} stored buckets (parse, merge_all, decide) < "
+            f"{worst['buckets']} stored buckets (parse, merge, decide) < "
             f"{TARGET_STORED_MS:.0f} ms at every size: worst {worst['stored_check_ms']:.1f} ms, "
             f"CPU {worst['stored_check_cpu_ms']:.1f} ms ({worst['rows']:,} rows)"
         )

@@ -49,6 +49,7 @@ __all__ = [
     "build_output_profile",
     "build_reference_profile",
     "merge_all",
+    "merge_payloads",
     "output_columns",
 ]
 
@@ -1058,6 +1059,170 @@ def merge_all(profiles: Iterable[DatasetProfile]) -> DatasetProfile:
     for p in parts:
         seed ^= p.seed
     return DatasetProfile(features, n_rows=sum(p.n_rows for p in parts), seed=seed)
+
+
+class _UnusualPayloadError(Exception):
+    """Stored payloads the direct merge does not handle (the general path decides)."""
+
+
+def merge_payloads(payloads: Iterable[Mapping[str, Any]]) -> DatasetProfile:
+    """Merge stored profiles (:meth:`DatasetProfile.to_dict` dicts, at least one) into one.
+
+    The same result as ``merge_all([DatasetProfile.from_dict(d) for d in payloads])``, bit for
+    bit, without building a profile object per payload and feature: each feature's arrays are
+    decoded for all payloads at once (one ``fromhex`` over the joined strings) and added as a
+    payloads x bins array; moments, extremes and tallies are combined in the same order as
+    :func:`merge_all`. A window check reads its sixty one-minute buckets this way.
+
+    Payloads of profile format 2 with the same features, bins and categories take this path;
+    anything else (format 1 lists, differing edges, corrupt arrays...) goes through
+    :meth:`DatasetProfile.from_dict` and :func:`merge_all`, which give their usual result or
+    error.
+
+    Example
+    -------
+    >>> p = DatasetProfile({"x": NumericProfile.empty([0.0, 1.0])}, seed=1)
+    >>> p.add_columns({"x": np.array([-1.0, 0.5, 2.0])})
+    >>> merged = merge_payloads([p.to_dict(), p.to_dict()])
+    >>> merged.n_rows, merged.features["x"].counts.tolist()
+    (6, [2, 2, 2])
+    >>> merged == merge_all([p, p])
+    True
+    """
+    parts = list(payloads)
+    if not parts:
+        raise DataError("merge_payloads needs at least one profile")
+    try:
+        return _merge_payloads(parts)
+    except (_UnusualPayloadError, DataError, KeyError, TypeError, ValueError, AttributeError):
+        return merge_all(DatasetProfile.from_dict(d) for d in parts)
+
+
+def _stacked(specs: Sequence[Mapping[str, Any]], key: str, dtype: str, width: int) -> Any:
+    """Field ``key`` of every spec as a (specs x width) array; each must hold ``width``
+    hex-encoded ``dtype`` values."""
+    texts = [spec[key] for spec in specs]
+    chars = 16 * width
+    for text in texts:
+        if type(text) is not str or len(text) != chars:
+            raise _UnusualPayloadError
+    raw = bytearray.fromhex("".join(texts))
+    if len(raw) != 8 * width * len(texts):
+        raise _UnusualPayloadError
+    values = np.frombuffer(raw, dtype=dtype).reshape(len(texts), width)
+    return values if _LITTLE_ENDIAN else values.astype(dtype[1:])
+
+
+def _merge_numeric_specs(specs: Sequence[Mapping[str, Any]]) -> NumericProfile:
+    first = specs[0]
+    edges_text = first["edges"]
+    ref_range = (first.get("reference_minimum"), first.get("reference_maximum"))
+    for spec in specs:
+        if (
+            spec["edges"] != edges_text
+            or (
+                spec.get("reference_minimum"),
+                spec.get("reference_maximum"),
+            )
+            != ref_range
+        ):
+            raise _UnusualPayloadError
+    if type(edges_text) is not str:
+        raise _UnusualPayloadError
+    edges = _decode(edges_text, "<f8", "edges")
+    sizes = [int(spec["sample_size"]) for spec in specs]
+    try:
+        _check_bins(edges, min(sizes))
+    except DataError:
+        raise _UnusualPayloadError from None
+    width = len(edges) + 1
+    counts = _stacked(specs, "counts", "<i8", width)
+    sums = _stacked(specs, "sums", "<f8", width)
+    out = NumericProfile(
+        edges=edges,
+        counts=counts.sum(axis=0, dtype=np.int64),
+        # Row by row from the first, as merge_all adds them.
+        sums=np.add.accumulate(sums, axis=0)[-1].copy(),
+        reference_minimum=ref_range[0],
+        reference_maximum=ref_range[1],
+        sample_size=max(sizes),
+    )
+    out.missing = sum(int(spec["missing"]) for spec in specs)
+    out.below_reference = sum(int(spec["below_reference"]) for spec in specs)
+    out.above_reference = sum(int(spec["above_reference"]) for spec in specs)
+    out.minimum = min(_float_or(spec.get("minimum"), math.inf) for spec in specs)
+    out.maximum = max(_float_or(spec.get("maximum"), -math.inf) for spec in specs)
+    out.count, out.mean, out.m2 = int(first["count"]), float(first["mean"]), float(first["m2"])
+    for spec in specs[1:]:
+        count, mean, m2 = int(spec["count"]), float(spec["mean"]), float(spec["m2"])
+        if count:
+            out._merge_moments(count, mean, m2)
+    samples, keys = [], []
+    for spec, size in zip(specs, sizes, strict=True):
+        sample, sample_keys = spec["sample"], spec["sample_keys"]
+        if type(sample) is not str or type(sample_keys) is not str:
+            raise _UnusualPayloadError
+        if sample or sample_keys:  # a bucket stored with a reservoir (before window buckets
+            # kept none): checked and decoded as from_dict does
+            if len(sample) != len(sample_keys) or len(sample) % 16 or len(sample) > 16 * size:
+                raise _UnusualPayloadError
+            samples.append(sample)
+            keys.append(sample_keys)
+    if samples:
+        values = _decode("".join(samples), "<f8", "sample")
+        value_keys = _decode("".join(keys), "<f8", "sample_keys")
+        if len(values) != len(value_keys) or 16 * len(values) != sum(map(len, samples)):
+            raise _UnusualPayloadError
+        out.sample, out.sample_keys = _bottom_k(values, value_keys, out.sample_size)
+    return out
+
+
+def _merge_categorical_specs(specs: Sequence[Mapping[str, Any]]) -> CategoricalProfile:
+    first = specs[0]
+    names = first["categories"]
+    for spec in specs:
+        if spec["categories"] != names:
+            raise _UnusualPayloadError
+    capacities = [int(spec["unseen_capacity"]) for spec in specs]
+    if min(capacities) < 0:
+        raise _UnusualPayloadError
+    try:
+        out = CategoricalProfile.empty(names, unseen_capacity=max(capacities))
+    except DataError:
+        raise _UnusualPayloadError from None
+    out.counts = _stacked(specs, "counts", "<i8", len(out.categories) + 1).sum(
+        axis=0, dtype=np.int64
+    )
+    out.missing = sum(int(spec["missing"]) for spec in specs)
+    tallies = [{str(k): int(v) for k, v in spec["unseen_names"].items()} for spec in specs]
+    tally = tallies[0]
+    for other in tallies[1:]:
+        tally = _merge_tallies(tally, other, out.unseen_capacity)
+    out.unseen_names = tally
+    return out
+
+
+def _merge_payloads(parts: Sequence[Mapping[str, Any]]) -> DatasetProfile:
+    names = list(parts[0]["features"])
+    for data in parts:
+        if data.get("format") != FORMAT_VERSION or list(data["features"]) != names:
+            raise _UnusualPayloadError
+    features: dict[str, FeatureProfile] = {}
+    for name in names:
+        specs = [data["features"][name] for data in parts]
+        kind = specs[0]["kind"]
+        if any(spec["kind"] != kind for spec in specs):
+            raise _UnusualPayloadError
+        if kind == "numeric":
+            features[name] = _merge_numeric_specs(specs)
+        elif kind == "categorical":
+            features[name] = _merge_categorical_specs(specs)
+        else:
+            raise _UnusualPayloadError
+    seed = 0
+    for data in parts:
+        seed ^= int(data["seed"])
+    return DatasetProfile(features, n_rows=sum(int(d["n_rows"]) for d in parts), seed=seed)
 
 
 # --- building reference profiles ------------------------------------------------------------

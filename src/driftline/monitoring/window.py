@@ -24,7 +24,7 @@ from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.performance import PerformanceSketch
-from driftline.profile import DatasetProfile, merge_all, output_columns
+from driftline.profile import DatasetProfile, merge_payloads, output_columns
 
 __all__ = [
     "BUCKET_SAMPLE_SIZE",
@@ -142,14 +142,19 @@ def _profile_dict(profile: DatasetProfile | None) -> dict[str, Any] | None:
     return data
 
 
-def profile_from_payload(data: Mapping[str, Any]) -> DatasetProfile:
-    """Inverse of the payload form: the feature order restored before parsing."""
+def _profile_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A payload's profile dict with its feature order restored."""
     order = data.get(ORDER_KEY)
     clean = {k: v for k, v in data.items() if k != ORDER_KEY}
     features = clean.get("features")
     if order and isinstance(features, Mapping):
         clean["features"] = {name: features[name] for name in order}
-    return DatasetProfile.from_dict(clean)
+    return clean
+
+
+def profile_from_payload(data: Mapping[str, Any]) -> DatasetProfile:
+    """Inverse of the payload form: the feature order restored before parsing."""
+    return DatasetProfile.from_dict(_profile_data(data))
 
 
 @dataclass
@@ -410,18 +415,22 @@ def summarize(
     starts: Iterable[float] = (),
     bucket_seconds: float = 60.0,
 ) -> WindowSummary:
-    """Merge bucket payloads (from :func:`driftline.store.queries.buckets`)."""
-    features: list[DatasetProfile] = []
-    outputs: list[DatasetProfile] = []
+    """Merge bucket payloads (from :func:`driftline.store.queries.buckets`).
+
+    Profiles are merged straight from their stored form (:func:`merge_payloads`), without
+    building a profile object per bucket.
+    """
+    features: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
     sketch: PerformanceSketch | None = None
     requests = errors = rejected = agree = compared = count = 0
     latency = [0] * (len(LATENCY_EDGES_MS) + 1)
     for payload in payloads:
         count += 1
         if payload.get("features"):
-            features.append(profile_from_payload(payload["features"]))
+            features.append(_profile_data(payload["features"]))
         if payload.get("outputs"):
-            outputs.append(profile_from_payload(payload["outputs"]))
+            outputs.append(_profile_data(payload["outputs"]))
         if payload.get("sketch"):
             part = PerformanceSketch.from_dict(payload["sketch"])
             sketch = part if sketch is None else sketch.merge(part)
@@ -434,8 +443,8 @@ def summarize(
             latency[i] += int(c)
     start_list = list(starts)
     return WindowSummary(
-        features=merge_all(features) if features else None,
-        outputs=merge_all(outputs) if outputs else None,
+        features=merge_payloads(features) if features else None,
+        outputs=merge_payloads(outputs) if outputs else None,
         sketch=sketch,
         requests=requests,
         errors=errors,
