@@ -17,7 +17,7 @@ from driftline.logs import configure_logging
 from driftline.monitoring.window import WindowRecorder
 from driftline.registry import Registry
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
-from driftline.store import StoreWriter, open_store, queries
+from driftline.store import StoreWriter, open_store, record_handlers
 from driftline.streams import RedisStreamSource, StreamConsumer
 
 __all__ = ["consume", "register_command"]
@@ -76,14 +76,7 @@ def consume(
     writer = StoreWriter(
         store.engine,
         store.sessions,
-        {
-            "prediction": lambda rows, session: queries.insert_predictions(rows, session=session),
-            "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
-            # The other kinds too: the spill folder may hold an API worker's files, replayed by
-            # whoever finds the store up first.
-            "label": lambda rows, session: queries.upsert_labels(rows, session=session),
-            "shadow": lambda rows, session: queries.insert_shadow(rows, session=session),
-        },
+        record_handlers(),
         settings.spill_dir,
         queue_size=settings.queue_size,
         batch_size=settings.write_batch_size,

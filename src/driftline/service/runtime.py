@@ -36,7 +36,14 @@ from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.service.online import OnlineLearner
-from driftline.store import Store, StoreWriter, is_reachable, open_store, queries
+from driftline.store import (
+    Store,
+    StoreWriter,
+    is_reachable,
+    open_store,
+    queries,
+    record_handlers,
+)
 
 __all__ = ["ServingRuntime", "new_request_id", "predict_and_log", "validate_records"]
 
@@ -125,14 +132,7 @@ class ServingRuntime:
         self.writer = StoreWriter(
             self._store.engine,
             self._store.sessions,
-            {
-                "prediction": lambda rows, session: queries.insert_predictions(
-                    rows, session=session
-                ),
-                "label": lambda rows, session: queries.upsert_labels(rows, session=session),
-                "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
-                "shadow": lambda rows, session: queries.insert_shadow(rows, session=session),
-            },
+            record_handlers(),
             settings.spill_dir,
             queue_size=settings.queue_size,
             batch_size=settings.write_batch_size,

@@ -3,6 +3,7 @@ background writer with its spill log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "make_sessionmaker",
     "open_store",
     "queries",
+    "record_handlers",
     "upgrade",
 ]
 
@@ -77,3 +79,14 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if migrate:
         upgrade(engine)
     return Store(engine=engine, sessions=make_sessionmaker(engine))
+
+
+def record_handlers() -> dict[str, Callable[[Sequence[dict[str, Any]], Session], int]]:
+    """How the writer stores each kind of record. Every writer knows every kind: a spill
+    folder may hold another process's files, replayed by whoever finds the store up first."""
+    return {
+        "prediction": lambda rows, session: queries.insert_predictions(rows, session=session),
+        "label": lambda rows, session: queries.upsert_labels(rows, session=session),
+        "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
+        "shadow": lambda rows, session: queries.insert_shadow(rows, session=session),
+    }
