@@ -31,7 +31,7 @@ def client(settings: Settings, trained_bundle: ModelBundle) -> Iterator[TestClie
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
     settings = settings.model_copy(
-        update={"admin_token": SecretStr("s3cret"), "max_batch_size": 20}
+        update={"admin_token": SecretStr("s3cret-token-0001"), "max_batch_size": 20}
     )
     with TestClient(create_app(settings)) as c:
         yield c
@@ -181,7 +181,7 @@ def test_admin_endpoints_need_the_token(client: TestClient) -> None:
     assert client.post("/models/reload").status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert client.post("/models/reload", headers=wrong).status_code == 401
-    ok = client.post("/models/reload", headers={"Authorization": "Bearer s3cret"})
+    ok = client.post("/models/reload", headers={"Authorization": "Bearer s3cret-token-0001"})
     assert ok.status_code == 200 and ok.json() == {"reloaded": False, "model_version": 1}
 
 
@@ -208,7 +208,7 @@ def test_hot_reload_swaps_model_and_emits_event(
 
 def test_admin_promote_and_rollback(client: TestClient, trained_bundle: ModelBundle) -> None:
     runtime(client).registry.register(trained_bundle)
-    auth = {"Authorization": "Bearer s3cret"}
+    auth = {"Authorization": "Bearer s3cret-token-0001"}
     r = client.post("/models/promote", json={"version": 2, "reason": "test"}, headers=auth)
     assert r.json() == {"alias": "champion", "from_version": 1, "to_version": 2}
     assert client.get("/health").json()["model_version"] == 2

@@ -40,7 +40,7 @@ from tests.test_api import row
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-ADMIN = {"Authorization": "Bearer dash-token"}
+ADMIN = {"Authorization": "Bearer dash-token-000001"}
 
 
 def _register(settings: Settings, bundle: ModelBundle, *, challenger: bool = False) -> None:
@@ -232,7 +232,7 @@ def server(
 ) -> Iterator[str]:
     """``python -m driftline serve`` on a free loopback port: a champion and a challenger."""
     _register(settings, trained_bundle, challenger=True)
-    env = {"DRIFTLINE_ADMIN_TOKEN": "dash-token", "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1"}
+    env = {"DRIFTLINE_ADMIN_TOKEN": "dash-token-000001", "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1"}
     with serve_subprocess(settings.home, env=env) as url:
         yield url
 

@@ -10,13 +10,28 @@ Defaults need no services: a SQLite store and a SQLite-backed MLflow registry, b
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "normalize_database_url"]
+from driftline.errors import ConfigurationError
+
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "Settings",
+    "check_access",
+    "is_loopback",
+    "normalize_database_url",
+    "token_problem",
+]
+
+#: Shortest access token accepted (characters); a shorter or empty one refuses to start.
+MIN_TOKEN_LENGTH = 16
+_TOKEN_HINT = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def normalize_database_url(url: str) -> str:
@@ -38,7 +53,10 @@ def normalize_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Everything driftline can be configured with; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+    # Errors never echo what was set: a rejected token must not end up in a terminal or a log.
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_", extra="ignore", hide_input_in_errors=True
+    )
 
     home: Path = Field(default=Path(".driftline"), description="Where local state lives.")
     database_url: str = Field(
@@ -82,8 +100,24 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="Per-client WebSocket prediction-event rate cap."
     )
     ws_queue_size: int = Field(default=256, ge=1, description="Per-client WebSocket buffer.")
+    # --- access control (README "Access control") -----------------------------------------------
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token for admin endpoints; unset disables them."
+        default=None,
+        description="Bearer token of the admin endpoints (grants every permission); unset "
+        "disables them. At least 16 visible ASCII characters.",
+    )
+    labels_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may write labels (POST /labels); unset: anyone may.",
+    )
+    read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may read logged traffic (/predictions, /ws, /reports, "
+        "/alerts, /audit, /dashboard/state); unset: anyone may.",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Serve on a non-loopback address although labels or reads are open.",
     )
     scheduler: bool = Field(
         default=True,
@@ -217,6 +251,15 @@ class Settings(BaseSettings):
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @field_validator("admin_token", "labels_token", "read_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None:
+            problem = token_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"DRIFTLINE_{str(info.field_name).upper()} {problem}")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.home = self.home.expanduser().resolve()
@@ -228,6 +271,17 @@ class Settings(BaseSettings):
         if not self.mlflow_registry_uri:
             self.mlflow_registry_uri = self.mlflow_tracking_uri
         return self
+
+    @property
+    def open_permissions(self) -> list[str]:
+        """The permissions anyone has because their token is unset (admin is never open: without
+        its token the admin endpoints are disabled)."""
+        out = []
+        if self.labels_token is None:
+            out.append("writing labels (DRIFTLINE_LABELS_TOKEN)")
+        if self.read_token is None:
+            out.append("reading predictions and events (DRIFTLINE_READ_TOKEN)")
+        return out
 
     @property
     def spill_dir(self) -> Path:
@@ -248,3 +302,88 @@ class Settings(BaseSettings):
         """Create the home folders (idempotent)."""
         for path in (self.home, self.spill_dir, self.artifact_dir, self.cache_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def token_problem(token: str) -> str | None:
+    """What makes ``token`` unfit as a bearer token, or ``None`` when it is fine.
+
+    >>> token_problem("").split(":")[0]
+    'is set but empty'
+    >>> token_problem("s3cret").split(":")[0]
+    'is 6 characters long'
+    >>> token_problem("a long enough token").split(":")[0]
+    'holds a space, a control or a non-ASCII character'
+    >>> token_problem("a-long-enough-token") is None
+    True
+    """
+    if not token:
+        return (
+            "is set but empty: unset it, or set a random token of at least "
+            f"{MIN_TOKEN_LENGTH} characters ({_TOKEN_HINT})"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} ({_TOKEN_HINT})"
+        )
+    if not all("!" <= ch <= "~" for ch in token):
+        return (
+            "holds a space, a control or a non-ASCII character: a bearer token travels in an "
+            f"HTTP header, so use visible ASCII only ({_TOKEN_HINT})"
+        )
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` only listens on this machine: a loopback address, ``localhost``,
+    or a name all of whose addresses are loopback (a name that does not resolve counts as
+    reachable from outside).
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost")]
+    [True, True, True, True, True]
+    >>> is_loopback("0.0.0.0"), is_loopback("::"), is_loopback("192.168.1.20")
+    (False, False, False)
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
+    )
+
+
+def check_access(settings: Settings) -> None:
+    """Refuse settings whose access control would be open by accident: a token that is empty,
+    shorter than :data:`MIN_TOKEN_LENGTH` or not visible ASCII (also when the settings were
+    built without validation, e.g. ``model_copy``), and a non-loopback ``host`` while some
+    permission is open, unless ``allow_unauthenticated`` says so.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the variable and what to do.
+    """
+    for name in ("admin_token", "labels_token", "read_token"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        problem = token_problem(text)
+        if problem is not None:
+            raise ConfigurationError(f"DRIFTLINE_{name.upper()} {problem}")
+    open_permissions = settings.open_permissions
+    if open_permissions and not settings.allow_unauthenticated and not is_loopback(settings.host):
+        raise ConfigurationError(
+            f"refusing to serve on {settings.host}, which is reachable from other machines, "
+            f"while anyone may be {' and '.join(open_permissions)}: set those tokens, bind "
+            "127.0.0.1, or say it is intended with --allow-unauthenticated "
+            "(DRIFTLINE_ALLOW_UNAUTHENTICATED=true)"
+        )

@@ -25,7 +25,11 @@ WIDE = {"COLUMNS": "200"}
 @pytest.fixture
 def served(settings: Settings, champion_bundle: Any) -> Iterator[TestClient]:
     s = settings.model_copy(
-        update={"scheduler": False, "retrain_min_labels": 500, "admin_token": SecretStr("s3cret")}
+        update={
+            "scheduler": False,
+            "retrain_min_labels": 500,
+            "admin_token": SecretStr("s3cret-token-0001"),
+        }
     )
     store = open_store(s.database_url)
     Registry.from_settings(s, store).register(champion_bundle, actor="test")
@@ -61,7 +65,7 @@ def test_retrain_cli_gates_and_starts_a_rollout_the_api_shows(
 
     # The admin endpoints need the token; abort withdraws the challenger.
     assert served.post("/rollout/abort", json={}).status_code in (401, 403)
-    auth = {"Authorization": "Bearer s3cret"}
+    auth = {"Authorization": "Bearer s3cret-token-0001"}
     r = served.post("/rollout/abort", json={"reason": "test"}, headers=auth)
     assert r.status_code == 200 and r.json()["stage"] == "aborted"
     assert rt.registry.alias(CHALLENGER) is None

@@ -11,7 +11,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from driftline.cli.common import console, handle_errors, state
-from driftline.config import Settings
+from driftline.config import Settings, check_access
 from driftline.logs import configure_logging
 from driftline.service.app import create_app
 from driftline.store import open_store
@@ -42,6 +42,14 @@ def register_command(app: typer.Typer) -> None:
         workers: Annotated[
             int | None, typer.Option(min=1, max=64, help="Worker processes.")
         ] = None,
+        allow_unauthenticated: Annotated[
+            bool,
+            typer.Option(
+                "--allow-unauthenticated",
+                help="Serve on a non-loopback address although labels or reads are open "
+                "(no DRIFTLINE_LABELS_TOKEN / DRIFTLINE_READ_TOKEN); see README Access control.",
+            ),
+        ] = False,
     ) -> None:
         """Serve the champion over HTTP. Docs at /docs, metrics at /metrics, events at /ws."""
         st = state(ctx)
@@ -50,7 +58,10 @@ def register_command(app: typer.Typer) -> None:
             for k, v in {"host": host, "port": port, "workers": workers}.items()
             if v is not None
         }
+        if allow_unauthenticated:
+            updates["allow_unauthenticated"] = True
         settings = st.settings.model_copy(update=updates)
+        check_access(settings)  # before anything is bound or written
         settings.ensure_home()
         configure_logging(settings)
         # Migrate once here, so several workers never race on the schema.

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import driftline
-from driftline.config import Settings
+from driftline.config import Settings, check_access
 from driftline.registry import Registry
 from driftline.service.context import RequestContextMiddleware
 from driftline.service.errors import install_error_handlers
@@ -47,7 +47,10 @@ expose what happens as Prometheus metrics and a live WebSocket feed.
 
 Errors: a request that does not fit the model's schema gets **422** with one entry per bad
 field (`loc` names it); **503** with `Retry-After` means no model is loaded yet or the
-prediction log is full; admin endpoints need `Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`.
+prediction log is full. Access control (README "Access control"): admin endpoints need
+`Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`; `POST /labels` needs `DRIFTLINE_LABELS_TOKEN` and
+reading logged traffic (`/predictions`, `/ws`, `/reports`, `/alerts`, `/audit`,
+`/dashboard/state`) needs `DRIFTLINE_READ_TOKEN` when those are set (the admin token also works).
 """
 
 
@@ -92,7 +95,10 @@ def create_app(
     metrics: ServiceMetrics | None = None,
 ) -> FastAPI:
     """Build the API. ``store``/``registry`` may be passed in (tests); otherwise they are
-    opened from ``settings`` at start-up."""
+    opened from ``settings`` at start-up. Refuses (:class:`~driftline.errors.ConfigurationError`)
+    settings whose access control is open by accident (see :func:`~driftline.config.check_access`).
+    """
+    check_access(settings)
     runtime = ServingRuntime(settings, store=store, registry=registry, metrics=metrics)
 
     @asynccontextmanager

@@ -5,6 +5,11 @@
  * model_updated, report, alert and loop events (gate, rollout, promotion, rollback) make it
  * ask /dashboard/state again.
  * No framework, no build step; Plotly comes from the app itself (/dashboard/plotly.min.js).
+ *
+ * Access control: when the server has a DRIFTLINE_READ_TOKEN, the page asks for it (or takes it
+ * from the address, /dashboard#token=..., a fragment the browser never sends), keeps it in this
+ * tab's sessionStorage, sends it as "Authorization: Bearer" to /dashboard/state and as the
+ * WebSocket subprotocol "driftline.bearer.<base64url token>" to /ws.
  */
 (() => {
   "use strict";
@@ -16,6 +21,10 @@
   const LIVE_WINDOW_S = 15 * 60;   // keep 15 minutes of live bins
   const REFRESH_EVERY_MS = 15000;  // the slow parts (history, rollout) even without events
   const FEED_ROWS = 12;
+  const TOKEN_KEY = "driftline.token";
+  const WS_SUBPROTOCOL = "driftline";
+  const WS_TOKEN_PREFIX = "driftline.bearer.";
+  const VISIBLE_ASCII = /^[\x21-\x7e]+$/;  // what a token may hold (as the server checks)
 
   const C = {
     text: "#c9d4e0", muted: "#8b98a9", grid: "#222b38", line: "#273142",
@@ -36,6 +45,8 @@
   let state = null;
   let seenAudit = null;
   let refreshTimer = null;
+  let token = takeToken();
+  let socketStarted = false;
 
   // --- small helpers -----------------------------------------------------------------------
 
@@ -224,6 +235,75 @@
     }
   }
 
+  // --- access control ----------------------------------------------------------------------
+
+  function saveToken(value) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, value);
+    } catch (err) {
+      /* no storage: the token lives in this page only */
+    }
+  }
+
+  function takeToken() {
+    const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+    if (match) {
+      history.replaceState(null, "", location.pathname + location.search);  // out of sight
+      let value = match[1];
+      try {
+        value = decodeURIComponent(value);
+      } catch (err) {
+        /* not percent-encoded: take it as it is */
+      }
+      saveToken(value);
+      return value;
+    }
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function usable() {  // a token no server can hold is not sent at all (it would not encode)
+    return Boolean(token) && VISIBLE_ASCII.test(token);
+  }
+
+  function authHeaders() {
+    return usable() ? { authorization: `Bearer ${token}` } : {};
+  }
+
+  function wsProtocols() {
+    if (!usable()) return undefined;
+    const b64url = btoa(token).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    return [WS_SUBPROTOCOL, WS_TOKEN_PREFIX + b64url];
+  }
+
+  function askForToken(status) {
+    const form = $("auth");
+    $("auth-why").textContent = status === 403
+      ? "this token may not read (HTTP 403)"
+      : token ? "wrong read token (HTTP 401)" : "read token needed";
+    form.hidden = false;
+    $("auth-token").focus();
+  }
+
+  $("auth").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("auth-token").value.trim();
+    if (!value) return;
+    if (!VISIBLE_ASCII.test(value)) {
+      $("auth-why").textContent = "a token is visible ASCII only";
+      return;
+    }
+    token = value;
+    saveToken(token);
+    $("auth-token").value = "";
+    refresh();
+  });
+
+  // --- live events -------------------------------------------------------------------------
+
   let attempts = 0;
   function setConn(kind, text) {
     const node = $("conn");
@@ -235,7 +315,7 @@
     setConn("wait", attempts ? "reconnecting…" : "connecting…");
     let socket;
     try {
-      socket = new WebSocket(WS_URL);
+      socket = new WebSocket(WS_URL, wsProtocols());
     } catch (err) {
       setConn("down", "no WebSocket");
       return;
@@ -256,6 +336,7 @@
     socket.onclose = () => {
       attempts += 1;
       setConn("down", "offline");
+      if (attempts > 1) scheduleRefresh(0);  // a refused token shows up as a 401 there
       setTimeout(connect, Math.min(10000, 500 * 2 ** Math.min(attempts, 5)));
     };
   }
@@ -272,7 +353,16 @@
 
   async function refresh() {
     try {
-      const response = await fetch(STATE_URL, { cache: "no-store", headers: { accept: "application/json" } });
+      const response = await fetch(STATE_URL, {
+        cache: "no-store",
+        headers: { accept: "application/json", ...authHeaders() },
+      });
+      if (response.status === 401 || response.status === 403) {
+        setText("updated", `token needed (HTTP ${response.status})`);
+        askForToken(response.status);
+        return;
+      }
+      startSocket();
       if (!response.ok) {
         setText("updated", `state unavailable (HTTP ${response.status})`);
         return;
@@ -280,10 +370,18 @@
       state = await response.json();
     } catch (err) {
       setText("updated", "state unavailable (server unreachable)");
+      startSocket();
       return;
     }
+    $("auth").hidden = true;
     setText("updated", `updated ${clock(state.ts)}`);
     renderState();
+  }
+
+  function startSocket() {  // once the server did not refuse the token (it reconnects itself)
+    if (socketStarted) return;
+    socketStarted = true;
+    connect();
   }
 
   function renderState() {
@@ -610,7 +708,6 @@
   }
 
   refresh();
-  connect();
   setInterval(tick, 1000);
   setInterval(() => scheduleRefresh(0), REFRESH_EVERY_MS);
 })();

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from driftline.service.deps import SessionDep
+from driftline.service.deps import SessionDep, require_read
 from driftline.store import queries
 
-router = APIRouter(tags=["alerts and audit"])
+router = APIRouter(tags=["alerts and audit"], dependencies=[Depends(require_read)])
 
 
 @router.get("/alerts")

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
 from driftline.service import dashboard
-from driftline.service.deps import RuntimeDep
+from driftline.service.deps import ReadDep, RuntimeDep
 
 router = APIRouter(tags=["dashboard"])
 
@@ -27,7 +27,7 @@ async def page() -> HTMLResponse:
 
 
 @router.get("/dashboard/state")
-async def state(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+async def state(request: Request, runtime: RuntimeDep, _read: ReadDep) -> dict[str, Any]:
     """What the dashboard shows at start (and again after a report, alert, model or rollout
     event)."""
     rollout = await dashboard.read_rollout(request.app)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
 from driftline.errors import ValidationError
 from driftline.schema import label_text
-from driftline.service.deps import RuntimeDep
+from driftline.service.deps import RuntimeDep, require_labels
 from driftline.service.schemas import LabelIn, LabelsRequest, LabelsResponse
 
-router = APIRouter(tags=["labels"])
+router = APIRouter(tags=["labels"], dependencies=[Depends(require_labels)])
 
 
 @router.post(

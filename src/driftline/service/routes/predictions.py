@@ -7,14 +7,14 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from driftline.errors import ValidationError
-from driftline.service.deps import SessionDep
+from driftline.service.deps import SessionDep, require_read
 from driftline.service.schemas import PredictionsPage
 from driftline.store import queries
 
-router = APIRouter(tags=["predictions"])
+router = APIRouter(tags=["predictions"], dependencies=[Depends(require_read)])
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

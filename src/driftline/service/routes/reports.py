@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from driftline.service.deps import AdminDep, RuntimeDep, SessionDep
+from driftline.service.deps import AdminDep, RuntimeDep, SessionDep, require_read
 from driftline.store import queries
 
-router = APIRouter(tags=["monitoring"])
+# Reports are computed from logged features: reading them needs the read permission.
+router = APIRouter(tags=["monitoring"], dependencies=[Depends(require_read)])
 
 
 def summary(row: queries.ReportRow) -> dict[str, Any]:

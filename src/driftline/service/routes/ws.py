@@ -8,18 +8,19 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from driftline.service.deps import WsReadDep
 from driftline.service.runtime import ServingRuntime
 
 router = APIRouter(tags=["live"])
 
 
 @router.websocket("/ws")
-async def events(websocket: WebSocket) -> None:
+async def events(websocket: WebSocket, subprotocol: WsReadDep) -> None:
     """Stream JSON events: ``hello`` on connect, then ``prediction`` (at most
     ``DRIFTLINE_WS_MAX_EVENTS_PER_SECOND`` per client; an event carries ``dropped`` when some
     were skipped) and ``model_updated``."""
     runtime: ServingRuntime = websocket.app.state.runtime
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocol)
     sub = runtime.hub.subscribe()
     runtime.refresh_gauges()
     champion = runtime.champion
