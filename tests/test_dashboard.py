@@ -392,3 +392,76 @@ def test_dashboard_in_headless_chromium_shows_the_champion_and_follows_live_even
     assert shot.stat().st_size > 50_000
     errors = _severe(browser)
     assert not errors, f"browser console errors: {errors}"
+
+
+READ_TOKEN = "dash-read-token-0001"
+
+
+@pytest.fixture
+def secured_server(
+    chromium: tuple[str, str], settings: Settings, trained_bundle: ModelBundle
+) -> Iterator[str]:
+    """A real server with a read token (and the other two): the page must ask for it."""
+    _register(settings, trained_bundle)
+    env = {
+        "DRIFTLINE_ADMIN_TOKEN": "dash-token-000001",
+        "DRIFTLINE_LABELS_TOKEN": "dash-labels-token-0001",
+        "DRIFTLINE_READ_TOKEN": READ_TOKEN,
+    }
+    with serve_subprocess(settings.home, env=env) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_dashboard_in_headless_chromium_asks_for_the_read_token(
+    secured_server: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    def text(element_id: str) -> str:
+        return str(browser.find_element(By.ID, element_id).text)
+
+    def form_shown() -> bool:
+        return bool(browser.find_element(By.ID, "auth").is_displayed())
+
+    def submit(token: str) -> None:
+        field = browser.find_element(By.ID, "auth-token")
+        field.clear()
+        field.send_keys(token)
+        browser.find_element(By.ID, "auth-open").click()
+
+    def live_page() -> None:
+        _wait_for("the champion's version", lambda: text("champion-version") == "v1")
+        _wait_for("the WebSocket", lambda: text("conn") == "live")
+        assert not form_shown()
+
+    # Without a token the page asks for one and opens no WebSocket.
+    browser.get(f"{secured_server}/dashboard")
+    _wait_for("the token form", form_shown)
+    assert text("auth-why") == "read token needed"
+    assert text("champion-version") == "—" and text("conn") == "connecting…"
+    submit("not-the-read-token-0001")
+    _wait_for("the refusal", lambda: text("auth-why") == "wrong read token (HTTP 401)")
+    assert text("champion-version") == "—"
+    refusals = _severe(browser)  # the two 401s, expected; nothing else may fail
+    assert all("401" in e["message"] for e in refusals), refusals
+
+    # The right token: state and live events (the token rides as a WebSocket subprotocol).
+    submit(READ_TOKEN)
+    live_page()
+    with httpx.Client(base_url=secured_server, timeout=10) as client:
+        for i in range(3):
+            r = client.post("/predict", json={"features": row(i), "request_id": f"tok-{i}"})
+            assert r.status_code == 200
+    _wait_for("the live counter", lambda: text("live-count") == "3")
+
+    # A reload keeps the token for this tab; #token=... in the address works and is removed.
+    browser.refresh()
+    live_page()
+    browser.execute_script("sessionStorage.clear();")
+    browser.get("about:blank")
+    browser.get(f"{secured_server}/dashboard#token={READ_TOKEN}")
+    live_page()
+    assert browser.execute_script("return location.hash;") == ""
+    errors = _severe(browser)
+    assert not errors, f"browser console errors: {errors}"
