@@ -400,3 +400,27 @@ def test_subprotocol_token_decodes_base64url_and_treats_garbage_as_a_wrong_token
     assert subprotocol_token(["driftline", ws_protocol(token)]) == token.encode()
     assert subprotocol_token(["driftline.bearer.***"]) == b""
     assert subprotocol_token(["driftline", "other"]) is None
+
+
+def test_the_demo_sends_the_tokens_set_in_the_environment(settings: Settings) -> None:
+    from rich.console import Console
+
+    from driftline.demo import DemoOptions, run_demo
+
+    secured = settings.model_copy(
+        update={"labels_token": SecretStr(LABELS), "read_token": SecretStr(READ)}
+    )
+    options = DemoOptions(
+        duration=4,
+        rate=40,
+        port=free_port(),
+        train_rows=3_000,
+        label_delay=0.5,
+        model="logreg",
+        monitor_every=1.0,
+        loop=False,
+    )
+    stats = run_demo(secured, options, Console(record=True, width=120))
+    assert stats.ok >= 100 and stats.errors == 0
+    assert stats.labels_sent == stats.ok  # POST /labels with the labels token
+    assert stats.latest_report is not None  # GET /reports/latest with the read token

@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -228,9 +229,11 @@ async def drive_traffic(
     stop: asyncio.Event,
     *,
     rows: Callable[[int, int, bool], pd.DataFrame] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Send predictions at ``options.rate`` per second and their labels after a delay;
-    switch to drifted traffic at ``options.drift_at`` of the duration."""
+    switch to drifted traffic at ``options.drift_at`` of the duration. ``headers`` go with
+    every request (the labels token, when one is set)."""
     make_rows = rows or (
         lambda n, chunk, drifted: traffic_rows(n, chunk, seed=options.seed, drifted=drifted)
     )
@@ -245,7 +248,7 @@ async def drive_traffic(
     interval = 1.0 / options.rate
     deadline = stats.started + options.duration
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0, headers=headers) as client:
 
         async def one(request_id: str, features: dict[str, Any], truth: Any) -> None:
             async with limit:
@@ -338,9 +341,11 @@ async def drive_traffic(
         await labeller
 
 
-async def watch_reports(base_url: str, stats: DemoStats, stop: asyncio.Event) -> None:
+async def watch_reports(
+    base_url: str, stats: DemoStats, stop: asyncio.Event, *, headers: dict[str, str] | None = None
+) -> None:
     """Follow the monitor's reports and note when each kind of drift is first detected."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0, headers=headers) as client:
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 response = await client.get("/reports/latest")
@@ -380,7 +385,8 @@ async def watch_loop(
     stop: asyncio.Event,
 ) -> None:
     """Follow the closed loop (audit log and rollout) into the timeline; start act two."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as client:
+    headers = bearer(settings.read_token, settings.admin_token)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0, headers=headers) as client:
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                 response = await client.get(
@@ -466,6 +472,20 @@ def start_bad_challenger(settings: Settings, options: DemoOptions) -> int:
     finally:
         store.dispose()
     return version
+
+
+def bearer(*tokens: SecretStr | None) -> dict[str, str]:
+    """The ``Authorization`` header with the first token that is set (none: no header).
+
+    >>> bearer(None, SecretStr("admin-token-0123456789"))
+    {'Authorization': 'Bearer admin-token-0123456789'}
+    >>> bearer(None, None)
+    {}
+    """
+    for token in tokens:
+        if token is not None:
+            return {"Authorization": f"Bearer {token.get_secret_value()}"}
+    return {}
 
 
 def _plain(value: Any) -> Any:
@@ -595,8 +615,11 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
         with contextlib.suppress(NotImplementedError, RuntimeError):
             # First Ctrl-C: stop sending, flush the labels still due, shut the API down.
             loop.add_signal_handler(signal.SIGINT, stop.set)
-        traffic = asyncio.create_task(drive_traffic(base_url, options, stats, stop))
-        watcher = asyncio.create_task(watch_reports(base_url, stats, stop))
+        # Tokens set in the environment hold for the demo's own server too.
+        labels = bearer(settings.labels_token, settings.admin_token)
+        read = bearer(settings.read_token, settings.admin_token)
+        traffic = asyncio.create_task(drive_traffic(base_url, options, stats, stop, headers=labels))
+        watcher = asyncio.create_task(watch_reports(base_url, stats, stop, headers=read))
         looper = asyncio.create_task(watch_loop(base_url, settings, options, stats, stop))
         with Live(
             summary_table(stats, options, base_url), console=console, refresh_per_second=4
