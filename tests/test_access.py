@@ -261,7 +261,8 @@ def test_each_permission_is_enforced_on_each_protected_route(client: TestClient)
         assert r.status_code == 401, where
         assert r.headers["www-authenticate"] == "Bearer", where
         assert "no token" in r.json()["detail"], where
-        for wrong in ("Bearer not-the-token-0123456789", f"Bearer {READ}x", "Basic abc", READ):
+        wrongs = ("Bearer ", "Bearer not-the-token-0123456789", f"Bearer {READ}x", "Basic a", READ)
+        for wrong in wrongs:
             r = _call(client, method, path, {"Authorization": wrong})
             assert r.status_code == 401, (where, wrong)
         for other, token in OWN.items():

@@ -132,6 +132,8 @@ def authorize(settings: Settings, permission: Permission, presented: bytes | Non
     if permission in grants:
         return
     variable = f"DRIFTLINE_{_SETTING[permission].upper()}"
+    if permission is not Permission.ADMIN:
+        variable += " or DRIFTLINE_ADMIN_TOKEN"
     if grants:
         raise HTTPException(
             status_code=403, detail=f"this token may not {_WHAT[permission]} (needs {variable})"
