@@ -7,6 +7,7 @@ gate and roll out a challenger when the model degrades.
 
 from __future__ import annotations
 
+from driftline.comparison import Comparison, compare, estimate_performance, profile
 from driftline.config import Settings
 from driftline.errors import (
     ConfigurationError,
@@ -25,6 +26,7 @@ from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "ConfigurationError",
     "DataError",
     "DriftlineError",
@@ -39,5 +41,8 @@ __all__ = [
     "StoreUnavailableError",
     "ValidationError",
     "__version__",
+    "compare",
+    "estimate_performance",
     "infer_schema",
+    "profile",
 ]
