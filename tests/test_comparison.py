@@ -17,7 +17,7 @@ import driftline
 from driftline.drift.decision import DriftPolicy, decide_drift, decide_prediction_drift
 from driftline.errors import DataError
 from driftline.performance import Calibrator, estimate
-from driftline.profile import DatasetProfile, build_reference_profile
+from driftline.profiles import DatasetProfile, build_reference_profile
 from driftline.quality import check_quality
 from driftline.schema import infer_schema
 

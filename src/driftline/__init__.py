@@ -7,7 +7,8 @@ gate and roll out a challenger when the model degrades.
 
 from __future__ import annotations
 
-from driftline.comparison import Comparison, compare, estimate_performance, profile
+from typing import TYPE_CHECKING, Any
+
 from driftline.config import Settings
 from driftline.errors import (
     ConfigurationError,
@@ -22,6 +23,9 @@ from driftline.errors import (
     ValidationError,
 )
 from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
+
+if TYPE_CHECKING:
+    from driftline.comparison import Comparison, compare, estimate_performance, profile
 
 __version__ = "0.1.0"
 
@@ -46,3 +50,23 @@ __all__ = [
     "infer_schema",
     "profile",
 ]
+
+# The notebook API loads SciPy and the statistical core: on first use, so that `import
+# driftline` (and with it every CLI command) stays quick. ``driftline.profile`` is the function; the
+# profile classes live in the module ``driftline.profiles``.
+_LAZY = {
+    name: "driftline.comparison"
+    for name in ("Comparison", "compare", "estimate_performance", "profile")
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the notebook API on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - only on the first access of a lazy name
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -21,7 +21,7 @@ import pandas as pd
 from driftline.drift.decision import DatasetDrift, DriftPolicy, FeatureDrift
 from driftline.errors import DataError
 from driftline.performance import Calibrator, PerformanceEstimate, estimate
-from driftline.profile import (
+from driftline.profiles import (
     DatasetProfile,
     build_reference_profile,
 )

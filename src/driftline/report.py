@@ -21,7 +21,7 @@ from driftline.drift.decision import (
     decide_drift,
     decide_prediction_drift,
 )
-from driftline.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.profiles import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.quality import QualityPolicy, QualityReport, check_quality
 
 __all__ = [
