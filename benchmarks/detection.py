@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/detection.py --quick    # small run (~30 s), a smoke test only
 
 Every case draws a reference sample and a current sample of the same size ``n`` from seeded
-generators, profiles both (``driftline.profile``; the current one binned into the reference's
+generators, profiles both (``driftline.profiles``; the current one binned into the reference's
 bins, as the serving path does) and asks ``decide_drift`` with the default ``DriftPolicy``. A
 case alarms when the feature comes out "warning" or "critical". The same samples also go through
 the usual recipes, side by side:
@@ -60,7 +60,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # detection_concept.py, a sibling
 import detection_concept as concept
 from driftline.drift import decide_drift, psi_counts
-from driftline.profile import (
+from driftline.profiles import (
     CategoricalProfile,
     DatasetProfile,
     FeatureProfile,

@@ -215,7 +215,7 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
         )
     elif method == "driftline":
         from driftline.drift import decide_drift
-        from driftline.profile import DatasetProfile, build_reference_profile, merge_payloads
+        from driftline.profiles import DatasetProfile, build_reference_profile, merge_payloads
         from driftline.quality import check_quality
         from driftline.schema import infer_schema
 
@@ -289,7 +289,7 @@ def hot_path() -> dict[str, float]:
     import timeit
 
     from driftline.monitoring.window import BUCKET_SAMPLE_SIZE
-    from driftline.profile import build_reference_profile
+    from driftline.profiles import build_reference_profile
     from driftline.schema import infer_schema
 
     frame = make_frame(20_000, 3, shifted=False)

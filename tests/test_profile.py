@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.errors import DataError
-from driftline.profile import (
+from driftline.profiles import (
     CategoricalProfile,
     DatasetProfile,
     NumericProfile,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from driftline.errors import ConfigurationError, DataError
-from driftline.profile import DatasetProfile, build_reference_profile
+from driftline.profiles import DatasetProfile, build_reference_profile
 from driftline.quality import QualityFinding, QualityPolicy, QualityReport, check_quality
 from driftline.schema import infer_schema
 

@@ -7,6 +7,8 @@ gate and roll out a challenger when the model degrades.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from driftline.config import Settings
 from driftline.errors import (
     ConfigurationError,
@@ -22,9 +24,13 @@ from driftline.errors import (
 )
 from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 
+if TYPE_CHECKING:
+    from driftline.comparison import Comparison, compare, estimate_performance, profile
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "ConfigurationError",
     "DataError",
     "DriftlineError",
@@ -39,5 +45,28 @@ __all__ = [
     "StoreUnavailableError",
     "ValidationError",
     "__version__",
+    "compare",
+    "estimate_performance",
     "infer_schema",
+    "profile",
 ]
+
+# The notebook API loads SciPy and the statistical core: on first use, so that `import
+# driftline` (and with it every CLI command) stays quick. ``driftline.profile`` is the function; the
+# profile classes live in the module ``driftline.profiles``.
+_LAZY = {
+    name: "driftline.comparison"
+    for name in ("Comparison", "compare", "estimate_performance", "profile")
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the notebook API on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

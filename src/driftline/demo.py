@@ -68,6 +68,8 @@ class DemoOptions:
     loop: bool = True
     #: After the promotion, put a deliberately bad challenger into canary.
     second_act: bool = True
+    #: Request ids are ``{id_prefix}-{seed}-{n}``.
+    id_prefix: str = "demo"
 
 
 def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
@@ -229,11 +231,19 @@ async def drive_traffic(
     stop: asyncio.Event,
     *,
     rows: Callable[[int, int, bool], pd.DataFrame] | None = None,
+    drift_note: str = (
+        "drift injected: debt-to-income +2 SD, income +0.5 SD, more small-business "
+        "loans, a new repayment rule for high-debt applicants"
+    ),
+    target: str = TARGET,
     headers: dict[str, str] | None = None,
 ) -> None:
     """Send predictions at ``options.rate`` per second and their labels after a delay;
-    switch to drifted traffic at ``options.drift_at`` of the duration. ``headers`` go with
-    every request (the labels token, when one is set)."""
+    switch to drifted traffic at ``options.drift_at`` of the duration.
+
+    ``rows(n, chunk, drifted)`` makes the next ``n`` rows (features and the ``target`` column,
+    whose value is sent as the label); by default the demo's loan applications. ``headers`` go
+    with every request (the labels token, when one is set)."""
     make_rows = rows or (
         lambda n, chunk, drifted: traffic_rows(n, chunk, seed=options.seed, drifted=drifted)
     )
@@ -269,8 +279,9 @@ async def drive_traffic(
                 body = response.json()
                 stats.ok += 1
                 stats.model_versions.add(int(body["model_version"]))
-                due = time.monotonic() + options.label_delay
-                pending_labels.append((due, request_id, truth, body["prediction"]))
+                if truth is not None:
+                    due = time.monotonic() + options.label_delay
+                    pending_labels.append((due, request_id, truth, body["prediction"]))
 
         async def send_labels() -> None:
             while not stop.is_set() or pending_labels:
@@ -309,11 +320,7 @@ async def drive_traffic(
                 drifted = True
                 stats.drift_started = stats.elapsed
                 stats.drift_sample = stats.sent
-                stats.mark(
-                    "drift",
-                    "drift injected: debt-to-income +2 SD, income +0.5 SD, more small-business "
-                    "loans, a new repayment rule for high-debt applicants",
-                )
+                stats.mark("drift", drift_note)
                 position = len(frame)  # switch now
             if position >= len(frame):
                 chunk += 1
@@ -322,11 +329,12 @@ async def drive_traffic(
             row = frame.iloc[position]
             position += 1
             if feature_names is None:
-                feature_names = [c for c in frame.columns if c != TARGET]
+                feature_names = [c for c in frame.columns if c != target]
             features = {k: _plain(row[k]) for k in feature_names}
-            request_id = f"demo-{options.seed}-{stats.sent:07d}"
+            request_id = f"{options.id_prefix}-{options.seed}-{stats.sent:07d}"
             stats.sent += 1
-            task = asyncio.create_task(one(request_id, features, _plain(row[TARGET])))
+            truth = _plain(row[target]) if target in frame.columns else None
+            task = asyncio.create_task(one(request_id, features, truth))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             next_send += interval

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from driftline.drift.base import check_choice, check_integer, check_real
 from driftline.errors import DataError
+from driftline.params import check_choice, check_integer, check_real
 
 __all__ = [
     "Calibrator",

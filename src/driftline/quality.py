@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from driftline.errors import ConfigurationError
-from driftline.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.profiles import CategoricalProfile, DatasetProfile, NumericProfile
 
 __all__ = [
     "QualityCheck",
@@ -206,7 +206,7 @@ def check_quality(
     -------
     >>> import numpy as np
     >>> import pandas as pd
-    >>> from driftline.profile import build_reference_profile
+    >>> from driftline.profiles import build_reference_profile
     >>> from driftline.schema import infer_schema
     >>> rng = np.random.default_rng(0)
     >>> train = pd.DataFrame({"x": rng.normal(size=5000), "c": rng.choice(["a", "b"], 5000)})

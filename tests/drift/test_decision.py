@@ -10,7 +10,7 @@ import pytest
 
 from driftline.drift import DatasetDrift, DriftPolicy, decide_drift, decide_prediction_drift
 from driftline.errors import ConfigurationError, DataError
-from driftline.profile import (
+from driftline.profiles import (
     DatasetProfile,
     build_output_profile,
     build_reference_profile,

@@ -97,3 +97,18 @@ def test_retrain_cli_reports_a_rejected_challenger(
     assert served.get("/rollout").status_code == 404
     audit = served.get("/audit", params={"kind": "gate"}).json()["items"]
     assert audit and audit[0]["success"] is False
+
+
+def test_retrain_with_smote_on_served_traffic(served: TestClient, settings: Settings) -> None:
+    """DRIFTLINE_RETRAIN_SMOTE=true on the loan data: booleans stay booleans (they used to
+    become the strings "True"/"False", which the schema refused)."""
+    rt = served.app.state.runtime  # type: ignore[attr-defined]
+    send(served, segment_drift(2_000, seed=12), "drift")
+    settle(rt)
+    env = {**WIDE, "DRIFTLINE_RETRAIN_SMOTE": "true"}
+    result = CliRunner(env=env).invoke(
+        cli, ["--home", str(settings.home), "retrain", "--force", "--no-rollout"]
+    )
+    assert result.exit_code in (0, 3), result.output  # gate passed or rejected: it trained
+    assert "must be numeric" not in result.output
+    assert "smote" in result.output.lower()

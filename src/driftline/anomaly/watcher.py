@@ -41,7 +41,7 @@ from driftline.drift.decision import DatasetDrift, DriftPolicy, Severity, decide
 from driftline.errors import ConfigurationError, DataError
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.reference import reference_for
-from driftline.profile import DatasetProfile
+from driftline.profiles import DatasetProfile
 
 __all__ = [
     "HOST_DRIFT_POLICY",

@@ -12,6 +12,7 @@ from driftline.cli import (
     anomaly,
     audit,
     batch,
+    data,
     demo,
     loop,
     models,
@@ -57,7 +58,7 @@ def _root(
     ctx.obj = State(settings)
 
 
-for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams):
+for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, data):
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from driftline.cli.common import console, fail, fmt_metric, format_ts, handle_errors, state
+from driftline.comparison import compare
+from driftline.data.io import read_table
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
 from driftline.monitoring.monitor import MonitorOptions, run_monitor
@@ -53,15 +55,23 @@ def _drift_table(drift: dict[str, Any], title: str) -> Table:
 
 
 def print_report(body: dict[str, Any]) -> None:
-    window = body["window"]
-    console.rule(
-        f"report {body.get('id', '')} · model version {body['model_version']} · "
-        f"status {_sev(body['status'])}"
-    )
-    console.print(
-        f"window {format_ts(window['start'])} → {format_ts(window['end'])} UTC: "
-        f"{body['rows']:,} rows, {body['rejected']:,} rejected, {body['errors']:,} errors"
-    )
+    files = body.get("files")
+    if files:  # a comparison of two files (`check --reference A --current B`)
+        console.rule(f"{files['reference']} → {files['current']} · status {_sev(body['status'])}")
+        console.print(
+            f"{body['data_drift']['n_reference_rows']:,} reference rows, "
+            f"{body['rows']:,} current rows"
+        )
+    else:
+        window = body["window"]
+        console.rule(
+            f"report {body.get('id', '')} · model version {body['model_version']} · "
+            f"status {_sev(body['status'])}"
+        )
+        console.print(
+            f"window {format_ts(window['start'])} → {format_ts(window['end'])} UTC: "
+            f"{body['rows']:,} rows, {body['rejected']:,} rejected, {body['errors']:,} errors"
+        )
     console.print(_drift_table(body["data_drift"], "Data drift"))
     for reason in body["data_drift"]["reasons"]:
         console.print(f"  · {reason}")
@@ -85,6 +95,8 @@ def print_report(body: dict[str, Any]) -> None:
         console.print(table)
     else:
         console.print(f"Data quality: {_sev(quality['severity'])} (no failed checks)")
+    if files:
+        return  # no model, no labels: nothing to say about performance or concept drift
     performance = body["performance"]
     est = performance.get("estimated") or {}
     real = performance.get("realized") or {}
@@ -120,6 +132,37 @@ def print_report(body: dict[str, Any]) -> None:
     )
 
 
+def _compare_files(
+    reference: Path,
+    current: Path,
+    prediction: str | None,
+    score: str | None,
+    target: str | None,
+    html: Path | None,
+) -> dict[str, Any]:
+    """`driftline.compare` over two files: the same call a notebook makes."""
+    result = compare(
+        read_table(reference),
+        read_table(current),
+        prediction=prediction,
+        score=score,
+        target=target,
+    )
+    if html is not None:
+        result.to_html(html)
+    return {**result.to_dict(), "files": {"reference": str(reference), "current": str(current)}}
+
+
+def _print_and_exit(body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(body))
+    else:
+        print_report(body)
+    code = {"warning": 2, "critical": 3}.get(body["status"], 0)
+    if code:
+        raise typer.Exit(code)
+
+
 def register_command(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
@@ -128,10 +171,38 @@ def register_command(app: typer.Typer) -> None:
         window: Annotated[str, typer.Option(help="How much recent traffic: 30m, 6h, 2d.")] = "6h",
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
         persist: Annotated[bool, typer.Option(help="Save the report in the store.")] = True,
+        reference: Annotated[
+            Path | None,
+            typer.Option(help="Compare two files instead: the reference (CSV or Parquet)."),
+        ] = None,
+        current: Annotated[
+            Path | None, typer.Option(help="With --reference: the current data file.")
+        ] = None,
+        prediction: Annotated[
+            str | None, typer.Option(help="With files: predicted-label column (prediction drift).")
+        ] = None,
+        score: Annotated[
+            str | None, typer.Option(help="With files: model score column (prediction drift).")
+        ] = None,
+        target: Annotated[
+            str | None, typer.Option(help="With files: a label column to leave out.")
+        ] = None,
+        html: Annotated[
+            Path | None, typer.Option("--html", help="With files: also write the HTML report.")
+        ] = None,
     ) -> None:
         """Run the monitor once over WINDOW: data drift, prediction drift, quality, estimated
-        and realized performance, concept drift. Exit code 0 (ok), 1 (error), 2 (warning),
-        3 (critical) — usable from cron or CI."""
+        and realized performance, concept drift. With --reference and --current, compare two
+        files instead (the same decision, no server or store needed). Exit code 0 (ok),
+        1 (error), 2 (warning), 3 (critical) — usable from cron or CI."""
+        if reference is not None or current is not None:
+            if reference is None or current is None:
+                raise fail("compare files with both --reference and --current")
+            body = _compare_files(reference, current, prediction, score, target, html)
+            if html is not None and not as_json:
+                console.print(f"[green]wrote[/] {html}", highlight=False)
+            _print_and_exit(body, as_json)
+            return
         st = state(ctx)
         try:
             seconds = parse_duration(window)
@@ -148,13 +219,7 @@ def register_command(app: typer.Typer) -> None:
             ),
             persist=persist,
         )
-        if as_json:
-            console.print_json(json.dumps(body))
-        else:
-            print_report(body)
-        code = {"warning": 2, "critical": 3}.get(body["status"], 0)
-        if code:
-            raise typer.Exit(code)
+        _print_and_exit(body, as_json)
 
     @app.command()
     @handle_errors

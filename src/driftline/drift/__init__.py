@@ -6,20 +6,11 @@ a module, a line in a map and a test -- nothing registers itself on import.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from driftline.drift.adwin import ADWIN
-from driftline.drift.base import (
-    Checkpointable,
-    DirectionalDetector,
-    DriftDetector,
-    RiverDetector,
-    WarningDetector,
-)
 from driftline.drift.chi_square import chi_square_test, chi_square_test_counts
-from driftline.drift.concept import ConceptDriftMonitor, ConceptDriftStatus
-from driftline.drift.ddm import DDM
 from driftline.drift.decision import (
     DatasetDrift,
     DriftPolicy,
@@ -28,13 +19,10 @@ from driftline.drift.decision import (
     decide_drift,
     decide_prediction_drift,
 )
-from driftline.drift.hddm import HDDMA, HDDMW
 from driftline.drift.jensen_shannon import jensen_shannon, jensen_shannon_counts
 from driftline.drift.ks import ks_test, ks_test_counts
-from driftline.drift.kswin import KSWIN
 from driftline.drift.missing_rate import missing_rate_test, missing_rate_test_counts
 from driftline.drift.multiple_testing import benjamini_hochberg, bonferroni
-from driftline.drift.page_hinkley import PageHinkley
 from driftline.drift.psi import psi, psi_counts
 from driftline.drift.result import TestResult
 from driftline.drift.total_variation import total_variation, total_variation_counts
@@ -56,15 +44,61 @@ BATCH_TESTS: dict[str, Callable[[Any, Any], TestResult]] = {
     "missing_rate": missing_rate_test,
 }
 
-#: Streaming detectors (river's algorithms behind one protocol), by name.
-STREAMING_DETECTORS: dict[str, type[RiverDetector]] = {
-    "adwin": ADWIN,
-    "page_hinkley": PageHinkley,
-    "kswin": KSWIN,
-    "ddm": DDM,
-    "hddm_a": HDDMA,
-    "hddm_w": HDDMW,
+if TYPE_CHECKING:
+    from driftline.drift.adwin import ADWIN
+    from driftline.drift.base import (
+        Checkpointable,
+        DirectionalDetector,
+        DriftDetector,
+        RiverDetector,
+        WarningDetector,
+    )
+    from driftline.drift.concept import ConceptDriftMonitor, ConceptDriftStatus
+    from driftline.drift.ddm import DDM
+    from driftline.drift.hddm import HDDMA, HDDMW
+    from driftline.drift.kswin import KSWIN
+    from driftline.drift.page_hinkley import PageHinkley
+
+    #: Streaming detectors (river's algorithms behind one protocol), by name.
+    STREAMING_DETECTORS: dict[str, type[RiverDetector]]
+
+#: Streaming detectors by name -> (module, class). They are river's algorithms, and importing
+#: river costs ~1 s and pulls in its dataset and SQL helpers, so they load on first use: the
+#: batch tests and the drift decision (``driftline.compare``) never import river.
+_STREAMING = {
+    "adwin": ("adwin", "ADWIN"),
+    "page_hinkley": ("page_hinkley", "PageHinkley"),
+    "kswin": ("kswin", "KSWIN"),
+    "ddm": ("ddm", "DDM"),
+    "hddm_a": ("hddm", "HDDMA"),
+    "hddm_w": ("hddm", "HDDMW"),
 }
+#: Other names that live in river-backed modules, loaded on first use as well.
+_LAZY = {
+    **{cls: module for module, cls in _STREAMING.values()},
+    "Checkpointable": "base",
+    "DirectionalDetector": "base",
+    "DriftDetector": "base",
+    "RiverDetector": "base",
+    "WarningDetector": "base",
+    "ConceptDriftMonitor": "concept",
+    "ConceptDriftStatus": "concept",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load river-backed names on first access (PEP 562)."""
+    if name == "STREAMING_DETECTORS":
+        detectors = {key: __getattr__(cls) for key, (_, cls) in _STREAMING.items()}
+        globals()[name] = detectors
+        return detectors
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ADWIN",

@@ -53,10 +53,10 @@ def numeric_present(values: Any, name: str) -> FloatArray:
 def histograms(reference: Any, current: Any, bins: int) -> tuple[IntArray, IntArray, bool]:
     """Aligned counts of two raw samples, and whether the cells are ordered.
 
-    Numeric samples are binned at reference quantiles (:func:`driftline.profile.quantile_edges`,
+    Numeric samples are binned at reference quantiles (:func:`driftline.profiles.quantile_edges`,
     open-ended); other samples are counted per value over the union of values.
     """
-    from driftline.profile import quantile_edges
+    from driftline.profiles import quantile_edges
 
     r, c = present(reference), present(current)
     if len(r) == 0 or len(c) == 0:

@@ -32,7 +32,7 @@ from driftline.drift.result import TestResult
 from driftline.drift.total_variation import total_variation_counts
 from driftline.drift.wasserstein import wasserstein_test_binned
 from driftline.errors import ConfigurationError
-from driftline.profile import CategoricalProfile, DatasetProfile, FeatureProfile, NumericProfile
+from driftline.profiles import CategoricalProfile, DatasetProfile, FeatureProfile, NumericProfile
 
 __all__ = [
     "DatasetDrift",
@@ -445,7 +445,7 @@ def decide_drift(
     -------
     >>> import numpy as np
     >>> import pandas as pd
-    >>> from driftline.profile import build_reference_profile
+    >>> from driftline.profiles import build_reference_profile
     >>> from driftline.schema import infer_schema
     >>> rng = np.random.default_rng(0)
     >>> def rows(n, shift):
@@ -485,7 +485,7 @@ def decide_prediction_drift(
     ----------
     reference
         Output profile of the reference predictions
-        (:func:`driftline.profile.build_output_profile`).
+        (:func:`driftline.profiles.build_output_profile`).
     current
         Output profile of a window on the same bins.
     policy
@@ -494,7 +494,7 @@ def decide_prediction_drift(
     Example
     -------
     >>> import numpy as np
-    >>> from driftline.profile import build_output_profile, output_columns
+    >>> from driftline.profiles import build_output_profile, output_columns
     >>> rng = np.random.default_rng(0)
     >>> scores = rng.beta(2, 5, 10_000)
     >>> reference = build_output_profile((scores > 0.5).astype(int), scores, classes=[0, 1])

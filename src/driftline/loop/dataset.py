@@ -204,11 +204,22 @@ def _smote(train: pd.DataFrame, *, target: str, seed: int) -> tuple[pd.DataFrame
             "SMOTE needs imbalanced-learn: pip install 'driftline[imbalanced]'"
         ) from exc
     features = train.drop(columns=[target, SOURCE, WEIGHT], errors="ignore")
-    categorical = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    # Booleans are numbers to SMOTE (interpolated, then rounded back). Production rows come
+    # from JSON, so a boolean feature with missing values is an object column of True/False/
+    # None: it must not be mistaken for a categorical one (its values would become the
+    # strings "True"/"False", which the model's schema then refuses).
+    boolean = [c for c in features.columns if _is_boolean(features[c])]
+    categorical = [
+        c
+        for c in features.columns
+        if c not in boolean and not pd.api.types.is_numeric_dtype(features[c])
+    ]
     numeric = [c for c in features.columns if c not in categorical]
     # SMOTE interpolates: impute missing values first (median / most frequent).
     filled = features.copy()
     for c in numeric:
+        if c in boolean:
+            filled[c] = filled[c].map(lambda v: np.nan if v is None else float(v))
         filled[c] = pd.to_numeric(filled[c], errors="coerce").astype(float)
         filled[c] = filled[c].fillna(filled[c].median() if filled[c].notna().any() else 0.0)
     for c in categorical:
@@ -229,10 +240,24 @@ def _smote(train: pd.DataFrame, *, target: str, seed: int) -> tuple[pd.DataFrame
     new_rows = pd.DataFrame(x_res).iloc[len(train) :].copy()
     new_rows[target] = np.asarray(y_res)[len(train) :]
     new_rows[SOURCE] = "smote"
-    for c in features.columns:  # keep the original dtypes (booleans stay booleans)
-        if pd.api.types.is_bool_dtype(features[c]):
-            new_rows[c] = new_rows[c].astype(float).round().astype(bool)
+    for c in boolean:  # booleans stay booleans
+        new_rows[c] = new_rows[c].astype(float).round().astype(bool)
     return pd.concat([train, new_rows[train.columns]], ignore_index=True), extra
+
+
+def _is_boolean(column: pd.Series[Any]) -> bool:
+    """A bool column, or an object column of booleans, possibly mixed with 0/1 numbers (the
+    champion's reference rows hold booleans as 0.0/1.0, production rows as True/False)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return True
+    if column.dtype != object:
+        return False
+    present = column.dropna()
+    flags = [isinstance(v, bool | np.bool_) for v in present]
+    return any(flags) and all(
+        flag or (isinstance(v, int | float | np.number) and v in (0, 1))
+        for flag, v in zip(flags, present, strict=True)
+    )
 
 
 def snapshot(data: TrainingData, folder: Path) -> Path:

@@ -11,37 +11,33 @@ persisted, exported as metrics, listed by ``GET /reports`` and printed by ``drif
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from driftline import tracing
-from driftline.drift.decision import (
-    DatasetDrift,
-    DriftPolicy,
-    decide_drift,
-    decide_prediction_drift,
-)
+from driftline.drift.decision import DriftPolicy
 from driftline.errors import NotReadyError
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.concept import concept_status
 from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.monitoring.window import WindowSummary, summarize
 from driftline.performance import compare, estimate, realized_metrics
-from driftline.profile import CategoricalProfile, DatasetProfile, NumericProfile
-from driftline.quality import QualityPolicy, QualityReport, check_quality
+from driftline.quality import QualityPolicy
 from driftline.registry import CHAMPION, Registry
+from driftline.report import (
+    SEVERITY_CODE,
+    assess,
+    distributions,
+    drift_body,
+    jsonable,
+    overall_status,
+    quality_body,
+)
 from driftline.schema import label_text
 from driftline.store import Store, queries
 
 __all__ = ["SEVERITY_CODE", "MonitorOptions", "jsonable", "run_monitor", "window_summary"]
-
-#: Severity as a number, for gauges and for "the worst of" comparisons.
-SEVERITY_CODE = {"insufficient_data": -1, "none": 0, "warning": 1, "critical": 2}
 
 
 @dataclass(frozen=True)
@@ -50,23 +46,6 @@ class MonitorOptions:
     bucket_seconds: float = 60.0
     drift: DriftPolicy = dataclasses.field(default_factory=DriftPolicy)
     quality: QualityPolicy = dataclasses.field(default_factory=QualityPolicy)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values (no NaN/inf — PostgreSQL's JSONB refuses them — and no numpy)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    return value
 
 
 def window_summary(
@@ -90,82 +69,6 @@ def window_summary(
     )
 
 
-def _drift_body(drift: DatasetDrift) -> dict[str, Any]:
-    return {
-        "severity": drift.severity,
-        "n_tested": drift.n_tested,
-        "n_drifted": drift.n_drifted,
-        "share_drifted": drift.share_drifted,
-        "n_reference_rows": drift.n_reference_rows,
-        "n_current_rows": drift.n_current_rows,
-        "alpha": drift.alpha,
-        "reasons": list(drift.reasons),
-        "features": [jsonable(dataclasses.asdict(f)) for f in drift.features],
-    }
-
-
-def _quality_body(report: QualityReport) -> dict[str, Any]:
-    return {
-        "severity": report.severity,
-        "insufficient_data": report.insufficient_data,
-        "n_rows": report.n_rows,
-        "rejected": report.rejected,
-        "findings": [jsonable(dataclasses.asdict(f)) for f in report.findings],
-    }
-
-
-def _shares(counts: Any) -> list[float]:
-    total = float(np.sum(counts))
-    return [float(c) / total if total else 0.0 for c in counts]
-
-
-def distributions(reference: DatasetProfile, current: DatasetProfile | None) -> dict[str, Any]:
-    """Reference and current bin shares per feature, for charts."""
-    out: dict[str, Any] = {}
-    ref_features = reference.features
-    cur_features = current.features if current is not None else {}
-    for name, ref in ref_features.items():
-        cur = cur_features.get(name)
-        if isinstance(ref, NumericProfile):
-            out[name] = {
-                "kind": "numeric",
-                "edges": jsonable(ref.edges),
-                "reference": _shares(ref.counts),
-                "current": _shares(cur.counts) if cur is not None else None,
-                "missing_reference": ref.missing_rate,
-                "missing_current": cur.missing_rate if cur is not None else None,
-            }
-        elif isinstance(ref, CategoricalProfile):
-            out[name] = {
-                "kind": "categorical",
-                "categories": [*ref.categories, "(unseen)"],
-                "reference": _shares(ref.counts),
-                "current": _shares(cur.counts) if cur is not None else None,
-                "missing_reference": ref.missing_rate,
-                "missing_current": cur.missing_rate if cur is not None else None,
-            }
-    return out
-
-
-def _status(body: Mapping[str, Any]) -> str:
-    codes = [
-        SEVERITY_CODE.get(body["data_drift"]["severity"], 0),
-        SEVERITY_CODE.get(body["prediction_drift"]["severity"], 0)
-        if body.get("prediction_drift")
-        else -1,
-    ]
-    if body["quality"]["severity"] == "hard":
-        codes.append(2)
-    elif body["quality"]["severity"] == "soft":
-        codes.append(1)
-    if body["concept_drift"].get("state") == "drift_confirmed":
-        codes.append(2)
-    worst = max(codes)
-    if worst < 0:
-        return "insufficient_data"
-    return {0: "ok", 1: "warning", 2: "critical"}[worst]
-
-
 def build_report(
     *,
     bundle: ModelBundle,
@@ -179,14 +82,14 @@ def build_report(
     end: float,
 ) -> dict[str, Any]:
     """The report body (JSON-safe) from already-gathered inputs; pure."""
-    features = current.features or reference.features.empty_like(seed=0)
-    data_drift = decide_drift(reference.features, features, policy=options.drift)
-    prediction_drift = None
-    if reference.outputs is not None:
-        outputs = current.outputs or reference.outputs.empty_like(seed=0)
-        prediction_drift = decide_prediction_drift(reference.outputs, outputs, policy=options.drift)
-    quality = check_quality(
-        reference.features, features, rejected=current.rejected, policy=options.quality
+    verdicts = assess(
+        reference.features,
+        current.features,
+        reference_outputs=reference.outputs,
+        current_outputs=current.outputs,
+        rejected=current.rejected,
+        drift_policy=options.drift,
+        quality_policy=options.quality,
     )
     estimated = None
     if current.sketch is not None and current.sketch.n > 0:
@@ -213,9 +116,11 @@ def build_report(
         "errors": current.errors,
         "rejected": current.rejected,
         "p95_latency_ms": current.p95_latency_ms,
-        "data_drift": _drift_body(data_drift),
-        "prediction_drift": _drift_body(prediction_drift) if prediction_drift else None,
-        "quality": _quality_body(quality),
+        "data_drift": drift_body(verdicts.data_drift),
+        "prediction_drift": (
+            drift_body(verdicts.prediction_drift) if verdicts.prediction_drift else None
+        ),
+        "quality": quality_body(verdicts.quality),
         "performance": {
             "reference_accuracy": reference.reference_accuracy,
             "estimated": jsonable(estimated) if estimated is not None else None,
@@ -225,7 +130,7 @@ def build_report(
         "concept_drift": concept,
         "distributions": distributions(reference.features, current.features),
     }
-    body["status"] = _status(body)
+    body["status"] = overall_status(body)
     return jsonable(body)  # type: ignore[no-any-return]
 
 

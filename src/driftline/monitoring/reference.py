@@ -16,7 +16,7 @@ import pandas as pd
 from driftline.errors import DataError
 from driftline.models.bundle import PROBA_PREFIX, ModelBundle
 from driftline.performance import Calibrator
-from driftline.profile import DatasetProfile, build_output_profile, build_reference_profile
+from driftline.profiles import DatasetProfile, build_output_profile, build_reference_profile
 
 __all__ = ["MonitoringReference", "attach_reference", "reference_for"]
 

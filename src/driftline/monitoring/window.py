@@ -24,7 +24,7 @@ from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.performance import PerformanceSketch
-from driftline.profile import DatasetProfile, merge_payloads, output_columns
+from driftline.profiles import DatasetProfile, merge_payloads, output_columns
 
 __all__ = [
     "BUCKET_SAMPLE_SIZE",

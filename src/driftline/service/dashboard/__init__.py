@@ -32,7 +32,7 @@ from starlette.types import ASGIApp
 
 from driftline.monitoring.monitor import SEVERITY_CODE
 from driftline.monitoring.window import profile_from_payload, quantile_from_histogram
-from driftline.profile import PREDICTION, CategoricalProfile, DatasetProfile
+from driftline.profiles import PREDICTION, CategoricalProfile, DatasetProfile
 from driftline.registry import ALIASES, CHAMPION
 from driftline.service.runtime import ServingRuntime
 from driftline.store import queries
