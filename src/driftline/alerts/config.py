@@ -15,6 +15,11 @@ Example file (``deploy/alerts.example.yml`` is a commented copy)::
     thresholds:                  # AlertThresholds fields
       missing_rate: 0.2
       report_stale_seconds: 1h
+      latency_p99_seconds: 0.5
+      latency_p99_resolve_seconds: 0.4   # hysteresis: a firing alert resolves below this
+    rules:                       # per built-in rule: Prometheus's for and keep_firing_for
+      DriftlineHighLatencyP99: {for: 10m, keep_firing_for: 10m}
+      DriftlineFeatureDriftCritical: {for: 0s}
     delivery:                    # RetryPolicy fields
       retries: 3
       backoff: 0.5
@@ -68,6 +73,7 @@ name of an environment variable holding it. Durations are seconds, or a number w
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -90,7 +96,7 @@ from driftline.alerts.notifiers import (
     SlackNotifier,
     WebhookNotifier,
 )
-from driftline.alerts.rules import AlertThresholds, builtin_rules
+from driftline.alerts.rules import DEFAULT_DURATIONS, AlertThresholds, builtin_rules
 from driftline.errors import ConfigurationError
 
 __all__ = ["AlertsConfig", "load_alerts_config", "parse_alerts_config", "parse_duration"]
@@ -98,6 +104,9 @@ __all__ = ["AlertsConfig", "load_alerts_config", "parse_alerts_config", "parse_d
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([smhd]?)\s*$")
 _SECRETS = ("url", "routing_key", "password")
+DURATION_THRESHOLDS = frozenset(
+    {"report_stale_seconds", "traffic_window_seconds", "rate_window_seconds"}
+)
 
 
 def parse_duration(value: Any, where: str = "duration") -> float:
@@ -137,6 +146,8 @@ class AlertsConfig:
     group_by: tuple[str, ...] = ("alertname",)
     group_wait: float = 0.0
     repeat_interval: float = 4 * 3600.0
+    durations: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """``(for, keep_firing_for)`` seconds per rule name, replacing :data:`DEFAULT_DURATIONS`."""
 
     def manager(self) -> AlertManager:
         """A fresh manager with this grouping (use ``AlertManager.from_dict(state,
@@ -146,8 +157,8 @@ class AlertsConfig:
         )
 
     def rules(self) -> tuple[RuleSpec, ...]:
-        """The built-in rules with these thresholds."""
-        return builtin_rules(self.thresholds)
+        """The built-in rules with these thresholds and durations."""
+        return builtin_rules(self.thresholds, self.durations)
 
 
 # --- small typed readers ------------------------------------------------------------------------
@@ -347,13 +358,34 @@ def _thresholds(raw: Any) -> AlertThresholds:
     _known(spec, set(fields), where)
     values: dict[str, Any] = {}
     for key, value in spec.items():
-        if key == "report_stale_seconds":
+        if key in DURATION_THRESHOLDS:
             values[key] = parse_duration(value, f"{where}.{key}")
-        elif key.startswith("min_") and key != "min_confidence":
+        elif key in ("min_requests", "min_predictions", "min_labels"):
             values[key] = _int(value, f"{where}.{key}")
         else:
             values[key] = _number(value, f"{where}.{key}")
     return _built(where, lambda: AlertThresholds(**values))  # type: ignore[no-any-return]
+
+
+def _durations(raw: Any) -> dict[str, tuple[float, float]]:
+    where = "rules"
+    spec = _mapping(raw, where)
+    _known(spec, set(DEFAULT_DURATIONS), where)
+    out: dict[str, tuple[float, float]] = {}
+    for name, item in spec.items():
+        entry = _mapping(item, f"{where}.{name}")
+        _known(entry, {"for", "keep_firing_for"}, f"{where}.{name}")
+        default_for, default_keep = DEFAULT_DURATIONS[name]
+        values = []
+        for key, default in (("for", default_for), ("keep_firing_for", default_keep)):
+            seconds = parse_duration(entry.get(key, default), f"{where}.{name}.{key}")
+            if not (seconds >= 0 and math.isfinite(seconds)):
+                raise ConfigurationError(
+                    f"{where}.{name}.{key}: must be in [0, inf), got {entry.get(key)!r}"
+                )
+            values.append(seconds)
+        out[name] = (values[0], values[1])
+    return out
 
 
 def _retry(raw: Any) -> RetryPolicy:
@@ -392,7 +424,9 @@ def parse_alerts_config(data: Any, *, environ: Mapping[str, str] | None = None) 
     env = os.environ if environ is None else environ
     spec = _mapping(data, "the file")
     _known(
-        spec, {"manager", "thresholds", "delivery", "notifiers", "routes", "default"}, "top level"
+        spec,
+        {"manager", "thresholds", "rules", "delivery", "notifiers", "routes", "default"},
+        "top level",
     )
 
     manager = _mapping(spec.get("manager"), "manager")
@@ -429,6 +463,7 @@ def parse_alerts_config(data: Any, *, environ: Mapping[str, str] | None = None) 
         notifiers=notifiers,
         router=Router(routes, default=default),
         thresholds=_thresholds(spec.get("thresholds")),
+        durations=_durations(spec.get("rules")),
         retry=_retry(spec.get("delivery")),
         group_by=group_by,
         group_wait=group_wait,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
 
@@ -23,7 +23,9 @@ from driftline.errors import ConfigurationError
 __all__ = [
     "Alert",
     "AlertEvent",
+    "Evaluation",
     "Match",
+    "MetricHistory",
     "MetricSnapshot",
     "Notification",
     "NotificationKind",
@@ -306,7 +308,69 @@ class MetricSnapshot(Mapping[SeriesKey, float]):
         return sorted({name for name, _ in self._values})
 
 
-Condition: TypeAlias = Callable[[MetricSnapshot, MetricSnapshot | None, float | None], list[Match]]
+class MetricHistory:
+    """Snapshots taken at known times, oldest first: what rules that compare "now" with a
+    longer past (traffic against the trailing hour) read.
+
+    Example
+    -------
+    >>> h = MetricHistory([(0.0, MetricSnapshot.from_dict({"x": 1})),
+    ...                    (60.0, MetricSnapshot.from_dict({"x": 5}))])
+    >>> h.at(59.0)[0], h.at(60.0)[0], h.at(-1.0) is None, h.span
+    (0.0, 60.0, True, 60.0)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[float, MetricSnapshot]] = ()) -> None:
+        self._items = sorted(((float(t), s) for t, s in items), key=lambda item: item[0])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"MetricHistory({len(self._items)} snapshots, span={self.span:g} s)"
+
+    @property
+    def span(self) -> float:
+        """Seconds between the oldest and the newest snapshot (0 with fewer than two)."""
+        return self._items[-1][0] - self._items[0][0] if len(self._items) > 1 else 0.0
+
+    def first(self) -> tuple[float, MetricSnapshot]:
+        """The oldest snapshot (``IndexError`` when empty)."""
+        return self._items[0]
+
+    def at(self, t: float) -> tuple[float, MetricSnapshot] | None:
+        """The newest snapshot taken at or before ``t`` (``None`` if all are newer)."""
+        found = None
+        for item in self._items:
+            if item[0] > t:
+                break
+            found = item
+        return found
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a rule condition found in one snapshot, when a plain list of matches is not enough.
+
+    ``firing`` are the alerts past the firing threshold. ``holding`` are past the *resolve*
+    threshold only (the hysteresis band): an alert already pending or firing keeps its state,
+    none starts. ``known=False`` says the condition cannot judge now (no report exported yet,
+    no earlier snapshot, too few requests): every alert of the rule keeps its state, pending
+    or firing -- missing data is not a recovery.
+    """
+
+    firing: tuple[Match, ...] = ()
+    holding: tuple[Match, ...] = ()
+    known: bool = True
+
+
+UNKNOWN = Evaluation(known=False)
+"""The condition cannot judge this snapshot."""
+
+Condition: TypeAlias = Callable[..., "list[Match] | Evaluation"]
+"""``condition(snapshot, previous, now[, history=...]) -> matches or Evaluation``."""
 
 
 class _Blank(dict[str, Any]):
@@ -329,8 +393,17 @@ class RuleSpec:
         ``"feature {feature} drifted ({value:.2f})"``); an unknown name becomes ``?``.
     condition
         ``condition(snapshot, previous, now) -> [(labels, value), ...]``, a pure function: one
-        entry per alert that should be firing. ``previous`` is the snapshot of the evaluation
-        before (``None`` on the first), ``now`` the evaluation time in UNIX seconds.
+        entry per alert that should be firing, or an :class:`Evaluation` (hysteresis band,
+        "cannot judge"). ``previous`` is the snapshot at the start of the rate window
+        (``None`` when there is none), ``now`` the evaluation time in UNIX seconds. With
+        ``uses_history`` it is also called with ``history=`` (a :class:`MetricHistory`).
+    for_seconds
+        Prometheus's ``for``: an alert fires only once its condition has held (or stayed in
+        the hysteresis band) for this long; until then it is *pending* (default 0), in
+        [0, inf).
+    keep_firing_for_seconds
+        Prometheus's ``keep_firing_for``: a firing alert resolves only once its condition has
+        been clear for this long (default 0), in [0, inf).
 
     Example
     -------
@@ -341,6 +414,10 @@ class RuleSpec:
     ... )
     >>> [a.summary for a in rule.evaluate(MetricSnapshot.from_dict({"driftline_model_loaded": 0}))]
     ['no champion loaded']
+    >>> RuleSpec("X", "warning", "x", rule.condition, for_seconds=-1)
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigurationError: for_seconds must be in [0, inf), got -1
     """
 
     name: str
@@ -348,12 +425,52 @@ class RuleSpec:
     summary: str
     condition: Condition = field(repr=False)
     description: str = ""
+    for_seconds: float = 0.0
+    keep_firing_for_seconds: float = 0.0
+    uses_history: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigurationError(f"name must be a non-empty string, got {self.name!r}")
         if self.severity not in SEVERITIES:
             raise ConfigurationError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+        for key in ("for_seconds", "keep_firing_for_seconds"):
+            value = getattr(self, key)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigurationError(f"{key} must be in [0, inf), got {value!r}")
+
+    def _alert(self, labels: dict[str, str], value: float) -> Alert:
+        fill = _Blank(labels)
+        fill["value"] = value
+        return Alert(
+            name=self.name,
+            severity=self.severity,
+            labels=labels,
+            summary=self.summary.format_map(fill),
+            description=self.description.format_map(fill),
+            value=value,
+        )
+
+    def judge(
+        self,
+        snapshot: MetricSnapshot,
+        *,
+        previous: MetricSnapshot | None = None,
+        now: float | None = None,
+        history: MetricHistory | None = None,
+    ) -> tuple[list[Alert], list[Alert], bool]:
+        """``(firing, holding, known)``: the condition's :class:`Evaluation` as alerts."""
+        if self.uses_history:
+            found = self.condition(snapshot, previous, now, history=history)
+        else:
+            found = self.condition(snapshot, previous, now)
+        if not isinstance(found, Evaluation):
+            found = Evaluation(firing=tuple(found))
+        return (
+            [self._alert(labels, value) for labels, value in found.firing],
+            [self._alert(labels, value) for labels, value in found.holding],
+            found.known,
+        )
 
     def evaluate(
         self,
@@ -361,20 +478,9 @@ class RuleSpec:
         *,
         previous: MetricSnapshot | None = None,
         now: float | None = None,
+        history: MetricHistory | None = None,
     ) -> list[Alert]:
-        """The alerts this rule finds firing in ``snapshot``."""
-        alerts = []
-        for labels, value in self.condition(snapshot, previous, now):
-            fill = _Blank(labels)
-            fill["value"] = value
-            alerts.append(
-                Alert(
-                    name=self.name,
-                    severity=self.severity,
-                    labels=labels,
-                    summary=self.summary.format_map(fill),
-                    description=self.description.format_map(fill),
-                    value=value,
-                )
-            )
-        return alerts
+        """The alerts this rule finds past its firing threshold in ``snapshot`` (no state: no
+        ``for``, no hysteresis; see :class:`~driftline.alerts.RuleEngine` for those)."""
+        firing, _, _ = self.judge(snapshot, previous=previous, now=now, history=history)
+        return firing
