@@ -37,6 +37,9 @@ REQUIRED = {  # the signals the rules must cover, by alert name
     "DriftlineNoChampion",
     "DriftlineEstimatedAccuracyDrop",
     "DriftlineRollback",
+    "DriftlinePredictionsStopped",
+    "DriftlineTrafficDrop",
+    "DriftlineRealizedAccuracyLow",
 }
 
 
@@ -82,6 +85,8 @@ def test_rule_has_severity_annotations_and_for(rule: dict[str, Any]) -> None:
     assert all(annotations[key].strip() for key in ("summary", "description"))
     if rule["alert"] not in EVENT_RULES:
         assert re.fullmatch(r"\d+[smh]", str(rule.get("for", ""))), "needs a `for:` duration"
+    if "keep_firing_for" in rule:
+        assert re.fullmatch(r"\d+[smh]", str(rule["keep_firing_for"]))
 
 
 def test_every_rule_is_tested_firing_and_quiet() -> None:

@@ -603,8 +603,9 @@ def _predictions_stopped(
         return Evaluation()
     if before >= thresholds.min_predictions:
         return Evaluation(firing=(({}, before),))
-    # Nothing now and little before: a stop already firing stays firing until traffic is back.
-    return Evaluation(holding=(({}, before),))
+    # Nothing now and nothing before either (as Prometheus sees it an hour after the stop):
+    # quiet by now, so a service idle by design (nights) does not page all night.
+    return Evaluation()
 
 
 def _traffic_drop(

@@ -20,15 +20,17 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.config import AlertsConfig
 from driftline.alerts.engine import RuleEngine
 from driftline.alerts.manager import AlertManager
 from driftline.alerts.model import MetricHistory, MetricSnapshot, Notification
 from driftline.alerts.notifiers import dispatch
-from driftline.service.metrics import ServiceMetrics
 from driftline.store import Store, queries
+
+if TYPE_CHECKING:  # the service imports this module: no import of the service at run time
+    from driftline.service.metrics import ServiceMetrics
 
 __all__ = ["HISTORY_SERIES", "AlertRunner"]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.monitor import SEVERITY_CODE
-from driftline.service.metrics import ServiceMetrics
+
+if TYPE_CHECKING:  # the service imports this module
+    from driftline.service.metrics import ServiceMetrics
 
 __all__ = ["export_report"]
 
@@ -61,6 +63,7 @@ def export_report(metrics: ServiceMetrics, body: dict[str, Any]) -> None:
     if performance.get("reference_accuracy") is not None:
         metrics.reference_accuracy.set(performance["reference_accuracy"])
     realized = performance.get("realized")
+    metrics.realized_labeled.set((realized or {}).get("n") or 0)
     if realized:
         for key in ("accuracy", "f1_macro", "cohen_kappa"):
             if realized.get(key) is not None:

@@ -280,6 +280,12 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.realized_labeled = Gauge(
+            "driftline_realized_labeled_predictions",
+            "Labelled predictions behind driftline_realized_performance (latest window).",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.concept_drift_state = Gauge(
             "driftline_concept_drift_state",
             "Concept-drift detector state: 0 stable, 1 warning, 2 drift confirmed.",
