@@ -153,6 +153,23 @@ BAD: list[tuple[Any, str]] = [
     ({"thresholds": {"min_requests": 2.5}}, r"thresholds\.min_requests: must be an integer"),
     ({"thresholds": {"error": 0.1}}, r"thresholds: unknown key 'error'"),
     ({"delivery": {"retries": -1}}, r"delivery: retries must be in \[0, 100\], got -1"),
+    ({"rules": {"HighLatency": {"for": "1m"}}}, r"rules: unknown key 'HighLatency'"),
+    (
+        {"rules": {"DriftlineHighLatencyP99": {"fro": "1m"}}},
+        r"rules\.DriftlineHighLatencyP99: unknown key 'fro'",
+    ),
+    (
+        {"rules": {"DriftlineHighLatencyP99": {"for": "soon"}}},
+        r"rules\.DriftlineHighLatencyP99\.for: must be seconds",
+    ),
+    (
+        {"rules": {"DriftlineHighLatencyP99": {"keep_firing_for": -5}}},
+        r"rules\.DriftlineHighLatencyP99\.keep_firing_for: must be in \[0, inf\)",
+    ),
+    (
+        {"thresholds": {"min_confidence_resolve": 0.6}},
+        r"thresholds: min_confidence_resolve must be at least min_confidence \(0\.65\)",
+    ),
     ([1, 2], r"the file: must be a mapping, got list"),
 ]
 
@@ -161,6 +178,34 @@ BAD: list[tuple[Any, str]] = [
 def test_mistakes_name_the_key(data: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse_alerts_config(data, environ={})
+
+
+def test_rule_durations_and_resolve_thresholds() -> None:
+    cfg = parse_alerts_config(
+        {
+            "rules": {
+                "DriftlineHighLatencyP99": {"for": "2m", "keep_firing_for": "30m"},
+                "DriftlineFeatureDriftCritical": {"for": 0},  # keep_firing_for stays default
+            },
+            "thresholds": {
+                "latency_p99_resolve_seconds": 0.3,
+                "rate_window_seconds": "10m",
+                "traffic_window_seconds": "15m",
+                "min_labels": 100,
+            },
+        },
+        environ={},
+    )
+    rules = {r.name: r for r in cfg.rules()}
+    latency = rules["DriftlineHighLatencyP99"]
+    assert (latency.for_seconds, latency.keep_firing_for_seconds) == (120.0, 1800.0)
+    drift = rules["DriftlineFeatureDriftCritical"]
+    assert (drift.for_seconds, drift.keep_firing_for_seconds) == (0.0, 900.0)
+    low = rules["DriftlineLowConfidence"]  # untouched: the defaults
+    assert (low.for_seconds, low.keep_firing_for_seconds) == (1800.0, 900.0)
+    t = cfg.thresholds
+    assert (t.latency_p99_resolve_seconds, t.rate_window_seconds) == (0.3, 600.0)
+    assert (t.traffic_window_seconds, t.min_labels) == (900.0, 100)
 
 
 def test_route_severity_is_checked() -> None:

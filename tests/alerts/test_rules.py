@@ -13,8 +13,10 @@ from prometheus_client import generate_latest
 
 from driftline.alerts import (
     ALERT_NAMES,
+    DEFAULT_DURATIONS,
     Alert,
     AlertThresholds,
+    MetricHistory,
     MetricSnapshot,
     builtin_rules,
     evaluate_rules,
@@ -306,3 +308,218 @@ def test_default_thresholds_are_those_of_prometheus(name: str, field: str) -> No
     first_comparison = re.search(r"[<>]=?\s*([0-9]+(?:\.[0-9]+)?)", expr)
     assert first_comparison is not None
     assert float(first_comparison.group(1)) == getattr(AlertThresholds(), field)
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("DriftlineTrafficDrop", "traffic_drop_ratio"),
+        ("DriftlinePredictionsStopped", "min_predictions"),  # `== 0 and ... >= 20`
+        ("DriftlineRealizedAccuracyLow", "realized_accuracy_drop"),
+    ],
+)
+def test_default_thresholds_of_the_new_rules_are_those_of_prometheus(name: str, field: str) -> None:
+    test_default_thresholds_are_those_of_prometheus(name, field)
+
+
+def _seconds(text: object) -> float:
+    if text is None:
+        return 0.0
+    found = re.fullmatch(r"(\d+)([smh])", str(text))
+    assert found, text
+    return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
+@pytest.mark.parametrize("name", ALERT_NAMES)
+def test_for_and_keep_firing_for_are_those_of_prometheus(name: str) -> None:
+    rule = _prometheus_rules()[name]
+    (builtin,) = [r for r in builtin_rules() if r.name == name]
+    assert (builtin.for_seconds, builtin.keep_firing_for_seconds) == (
+        _seconds(rule.get("for")),
+        _seconds(rule.get("keep_firing_for")),
+    )
+    assert DEFAULT_DURATIONS[name] == (builtin.for_seconds, builtin.keep_firing_for_seconds)
+
+
+def test_durations_are_configurable_per_rule() -> None:
+    rules = builtin_rules(durations={"DriftlineHighLatencyP99": (0.0, 30.0)})
+    (latency,) = [r for r in rules if r.name == "DriftlineHighLatencyP99"]
+    assert (latency.for_seconds, latency.keep_firing_for_seconds) == (0.0, 30.0)
+    with pytest.raises(ConfigurationError, match="rules: unknown alert 'HighLatency'"):
+        builtin_rules(durations={"HighLatency": (0.0, 0.0)})
+
+
+# --- what a rule cannot judge ------------------------------------------------------------------
+
+
+def judge(
+    name: str,
+    snapshot: MetricSnapshot,
+    previous: MetricSnapshot | None = None,
+    history: MetricHistory | None = None,
+    now: float = NOW,
+) -> tuple[list[tuple[dict[str, str], float | None]], list[float | None], bool]:
+    (rule,) = [r for r in builtin_rules() if r.name == name]
+    firing, holding, known = rule.judge(snapshot, previous=previous, now=now, history=history)
+    return [(a.labels, a.value) for a in firing], [a.value for a in holding], known
+
+
+REPORT_RULES = [
+    "DriftlineFeatureDriftCritical",
+    "DriftlineFeatureDriftWarning",
+    "DriftlinePredictionDriftCritical",
+    "DriftlinePredictionDriftWarning",
+    "DriftlineReportStale",
+    "DriftlineDataQualityHardFailure",
+    "DriftlineHighMissingRate",
+    "DriftlineEstimatedAccuracyDrop",
+    "DriftlineRealizedAccuracyLow",
+]
+
+
+@pytest.mark.parametrize("name", REPORT_RULES)
+def test_report_rules_cannot_judge_before_a_report_is_exported(name: str) -> None:
+    """What a restarted server looks like until it re-exports the latest report: the gauges
+    are empty or zero. That is not a recovery: the rules say they cannot judge."""
+    m = ServiceMetrics()
+    m.set_model("champion", 1, "sklearn")
+    assert judge(name, scrape(m)) == ([], [], False)
+
+
+@pytest.mark.parametrize(
+    "name", ["DriftlineHighErrorRate", "DriftlineHighLatencyP99", "DriftlineLowConfidence"]
+)
+def test_rate_rules_cannot_judge_without_an_earlier_snapshot_or_enough_requests(
+    name: str,
+) -> None:
+    m = healthy()
+    assert judge(name, scrape(m))[2] is False  # no earlier snapshot
+    before = scrape(m)
+    _requests(m, "/predict", "500", 5)
+    observe = m.http_duration.labels(endpoint="/predict").observe
+    for _ in range(5):
+        observe(3.0)
+        m.confidence.observe(0.5)
+    assert judge(name, scrape(m), previous=before)[2] is False  # 5 of the 20 needed
+
+
+def test_the_resolve_thresholds_hold_a_firing_alert() -> None:
+    m = healthy()
+    before = scrape(m)
+    for _ in range(100):
+        m.confidence.observe(0.68)  # between 0.65 (fires below) and 0.70 (resolves above)
+    assert judge("DriftlineLowConfidence", scrape(m), previous=before) == (
+        [],
+        [pytest.approx(0.68)],
+        True,
+    )
+    m = healthy()
+    m.feature_missing_rate.labels(feature="income").set(0.22)  # in [0.2, 0.25]
+    m.reference_accuracy.set(0.9)
+    m.estimated_accuracy.labels(bound="estimate").set(0.86)  # drop 0.04 in [0.03, 0.05]
+    assert judge("DriftlineHighMissingRate", scrape(m)) == ([], [0.22], True)
+    assert judge("DriftlineEstimatedAccuracyDrop", scrape(m)) == (
+        [],
+        [pytest.approx(0.04)],
+        True,
+    )
+
+
+def test_resolve_thresholds_must_lie_on_the_clear_side() -> None:
+    with pytest.raises(ConfigurationError, match="min_confidence_resolve must be at least"):
+        AlertThresholds(min_confidence_resolve=0.6)
+    with pytest.raises(ConfigurationError, match="error_rate_resolve must be at most"):
+        AlertThresholds(error_rate_resolve=0.06)
+    assert AlertThresholds(latency_p99_resolve_seconds=0.5).latency_p99_resolve_seconds == 0.5
+
+
+# --- realized accuracy ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("realized", "labeled", "expected"),
+    [
+        (0.78, 200, ([({}, pytest.approx(0.12))], [], True)),
+        (0.78, 49, ([], [], False)),  # fewer than min_labels (50)
+        (0.86, 200, ([], [pytest.approx(0.04)], True)),  # in the band
+        (0.89, 200, ([], [], True)),
+    ],
+)
+def test_realized_accuracy_low(realized: float, labeled: int, expected: object) -> None:
+    m = healthy()
+    m.reference_accuracy.set(0.90)
+    m.realized_performance.labels(metric="accuracy").set(realized)
+    m.realized_labeled.set(labeled)
+    assert judge("DriftlineRealizedAccuracyLow", scrape(m)) == expected
+    alerts = evaluate_rules(scrape(m), now=NOW)
+    if expected == ([({}, pytest.approx(0.12))], [], True):
+        (alert,) = alerts
+        assert alert.severity == "critical"
+        assert alert.summary == "Accuracy on labels is 0.120 below the reference"
+
+
+def test_realized_labeled_predictions_come_from_the_report() -> None:
+    from driftline.monitoring.exporter import export_report
+
+    m = ServiceMetrics()
+    export_report(m, {"ts": NOW, "performance": {"realized": {"accuracy": 0.8, "n": 321}}})
+    assert m.registry.get_sample_value("driftline_realized_labeled_predictions") == 321
+    export_report(m, {"ts": NOW, "performance": {"realized": None}})
+    assert m.registry.get_sample_value("driftline_realized_labeled_predictions") == 0
+
+
+# --- traffic -----------------------------------------------------------------------------------
+
+
+def traffic(per_minute: list[int]) -> tuple[MetricSnapshot, MetricHistory, float]:
+    """Snapshots a minute apart with ``per_minute[i]`` predictions in minute i; returns the
+    last, the history before it and its time."""
+    m = healthy()
+    counter = m.predictions.labels(variant="champion", predicted_class="0")
+    items = [(NOW, scrape(m))]
+    for i, n in enumerate(per_minute, start=1):
+        counter.inc(n)
+        items.append((NOW + 60 * i, scrape(m)))
+    now, last = items[-1]
+    return last, MetricHistory(items[:-1]), now
+
+
+def test_predictions_stopped() -> None:
+    snap, history, now = traffic([100] * 30 + [0] * 10)
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == (
+        [({}, 3000.0)],
+        [],
+        True,
+    )
+    alert = evaluate_rules(snap, now=now, history=history)
+    assert [(a.name, a.summary) for a in alert] == [
+        ("DriftlinePredictionsStopped", "No predictions in the last 600 s")
+    ]
+    snap, history, now = traffic([100] * 30 + [0] * 9 + [1])  # one prediction: not stopped
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == ([], [], True)
+    snap, history, now = traffic([0] * 40)  # never had traffic: nothing stopped
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == ([], [], True)
+    snap, history, now = traffic([100] * 15)  # 15 minutes of history: too short to judge
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now)[2] is False
+    assert judge("DriftlinePredictionsStopped", snap)[2] is False  # no history at all
+
+
+def test_traffic_drop() -> None:
+    snap, history, now = traffic([100] * 60 + [10] * 10)
+    firing, holding, known = judge("DriftlineTrafficDrop", snap, history=history, now=now)
+    assert known and holding == [] and firing == [({}, pytest.approx(0.1))]
+    snap, history, now = traffic([100] * 60 + [25] * 10)  # 25 %: in the band
+    assert judge("DriftlineTrafficDrop", snap, history=history, now=now) == (
+        [],
+        [pytest.approx(0.25)],
+        True,
+    )
+    snap, history, now = traffic([100] * 60 + [0] * 10)  # stopped: the other rule's case
+    assert judge("DriftlineTrafficDrop", snap, history=history, now=now) == ([], [], True)
+    snap, history, now = traffic([1] * 60 + [0] * 9 + [1])  # 60 in the hour, 1 in 10 minutes
+    firing, _, _ = judge("DriftlineTrafficDrop", snap, history=history, now=now)
+    assert firing == [({}, pytest.approx(0.1))]
+    snap, history, now = traffic([0] * 50 + [1] * 19 + [0])  # 19 before: fewer than 20
+    assert judge("DriftlineTrafficDrop", snap, history=history, now=now)[2] is False
+    snap, history, now = traffic([0] * 60 + [1] * 10)  # no traffic before: cannot compare
+    assert judge("DriftlineTrafficDrop", snap, history=history, now=now)[2] is False

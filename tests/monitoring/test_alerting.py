@@ -66,6 +66,8 @@ notifiers:
     url: http://127.0.0.1:{receiver.server_address[1]}/alerts
 routes:
   - notifiers: [hook]
+rules:  # no waiting: this test has one report per state, minutes of `for` would not pass
+  DriftlineFeatureDriftCritical: {{for: 0s, keep_firing_for: 0s}}
 """
     )
     store = open_store(settings.database_url)
