@@ -120,3 +120,45 @@ rules:  # no waiting: this test has one report per state, minutes of `for` would
         cli, ["--home", str(settings.home), "audit", "--kind", "alert"]
     )
     assert result.exit_code == 0 and "firing" in result.output
+
+
+def test_restarting_serve_sends_nothing_for_a_drift_that_lasts(
+    settings: Settings, loan_bundle: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Issue 14: a restart used to resolve every drift alert at start-up (the report gauges
+    are empty until the latest report is exported again) and fire them again moments later.
+    ``for`` and ``keep_firing_for`` are 0 here, so only "no report yet is no recovery" keeps
+    the restart quiet."""
+    config = tmp_path / "alerts.yml"
+    config.write_text(
+        f"""
+notifiers:
+  hook: {{type: webhook, url: "http://127.0.0.1:{receiver.server_address[1]}/alerts"}}
+default: [hook]
+rules:
+  DriftlineFeatureDriftCritical: {{for: 0s, keep_firing_for: 0s}}
+  DriftlineFeatureDriftWarning: {{for: 0s, keep_firing_for: 0s}}
+"""
+    )
+    store = open_store(settings.database_url)
+    Registry.from_settings(settings, store).register(loan_bundle, actor="test")
+    store.dispose()
+    s = settings.model_copy(
+        update={"scheduler": False, "alerts_config": config, "monitor_bucket_seconds": 1.0}
+    )
+    with TestClient(create_app(s)) as client:
+        rt = runtime(client)
+        send(client, drifted(3_000, seed=31), "d", labels=False)
+        settle(client)
+        rt.monitor_job()
+    firing = [b for b in receiver.bodies if b["status"] == "firing"]
+    assert firing and not [b for b in receiver.bodies if b["status"] == "resolved"]
+    sent = len(receiver.bodies)
+
+    with TestClient(create_app(s)) as client:  # the restart
+        rt = runtime(client)
+        rt.alerts_job()  # what the scheduler runs first, before the report is re-exported
+        rt.monitor_job()  # the next report: the same drifted window
+        rt.alerts_job()
+        assert client.get("/alerts", params={"status": "resolved"}).json()["items"] == []
+    assert len(receiver.bodies) == sent, receiver.bodies[sent:]
