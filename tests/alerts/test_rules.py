@@ -499,7 +499,11 @@ def test_predictions_stopped() -> None:
     assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == ([], [], True)
     snap, history, now = traffic([0] * 40)  # never had traffic: nothing stopped
     assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == ([], [], True)
-    snap, history, now = traffic([100] * 15)  # 15 minutes of history: too short to judge
+    snap, history, now = traffic([0] * 15)  # 15 minutes of history: too short to judge
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now)[2] is False
+    snap, history, now = traffic([0] * 3 + [5])  # a restart: no baseline, but traffic flows
+    assert judge("DriftlinePredictionsStopped", snap, history=history, now=now) == ([], [], True)
+    snap, history, now = traffic([5] + [0] * 14)  # the 5 are older than the window
     assert judge("DriftlinePredictionsStopped", snap, history=history, now=now)[2] is False
     assert judge("DriftlinePredictionsStopped", snap)[2] is False  # no history at all
 

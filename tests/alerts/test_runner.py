@@ -249,7 +249,7 @@ def test_a_latency_hovering_at_its_threshold_is_one_episode(
     assert [(e.name, e.status) for e in episodes] == [("DriftlineHighLatencyP99", "resolved")]
 
 
-def test_predictions_stopped_fires_once_and_not_on_a_fresh_start(
+def test_predictions_stopped_fires_once_survives_a_restart_and_not_on_a_fresh_start(
     store: Store, receivers: Receivers
 ) -> None:
     clock = Clock(T0)
@@ -271,10 +271,20 @@ def test_predictions_stopped_fires_once_and_not_on_a_fresh_start(
     # silent for 10 minutes, then 5 minutes of `for`: it fires 15 minutes after the stop
     assert T0 + 1_200 + 900 <= episode.starts_at <= T0 + 1_200 + 930
     assert receivers.sent()["webhook", "FIRING"] == 1
+    # Restart while it lasts: no history, no baseline, but nothing is resolved.
+    metrics = serving()
+    runner = AlertRunner(
+        store=store, metrics=metrics, config=config(receivers), model_name="m", clock=clock
+    )
+    for _ in range(10):
+        clock.t += 30
+        runner.run()
+    assert receivers.sent()["webhook", "RESOLVED"] == 0
     metrics.predictions.labels(variant="champion", predicted_class="0").inc(50)
     clock.t += 30
     runner.run()  # traffic is back
     assert receivers.sent()["webhook", "RESOLVED"] == 1
+    assert receivers.sent()["webhook", "FIRING"] == 1
 
     # A fresh server with no traffic yet has nothing that could have stopped.
     fresh = serving()

@@ -597,6 +597,12 @@ def _predictions_stopped(
 ) -> Evaluation:
     found = _traffic(snapshot, now, history, thresholds)
     if found is None:
+        if now is not None and history is not None and len(history) > 0:
+            # Too little history for a baseline (a restart), but predictions within the
+            # window mean traffic flows: a stop that was firing is over.
+            start = history.at(now - thresholds.traffic_window_seconds) or history.first()
+            if _predictions_between(start[1], snapshot) > 0:
+                return Evaluation()
         return UNKNOWN
     recent, before, _ = found
     if recent > 0:
