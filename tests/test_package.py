@@ -78,3 +78,25 @@ def test_settings_are_never_built_at_import() -> None:
         [sys.executable, "-c", code, *modules], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_one_version_and_package_data_that_exists() -> None:
+    """The version lives in one place; every package-data pattern matches a file (no stale
+    entries), and the license file pyproject names is there."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import driftline
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "driftline.__version__"}
+    assert importlib.metadata.version("driftline") == driftline.__version__
+    package = root / "src" / "driftline"
+    for pattern in project["tool"]["setuptools"]["package-data"]["driftline"]:
+        assert list(package.glob(pattern)), f"package-data pattern {pattern!r} matches nothing"
+    assert "Apache License" in (root / "LICENSE").read_text()
+    assert project["project"]["license"] == {"text": "Apache-2.0"}

@@ -12,11 +12,11 @@ from rich.table import Table
 from driftline.cli.common import console, fail, fmt_metric, format_ts, handle_errors, state
 from driftline.comparison import compare
 from driftline.data.io import read_table
+from driftline.durations import parse_duration
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
 from driftline.monitoring.monitor import MonitorOptions, run_monitor
 from driftline.registry import CHAMPION
-from driftline.service.routes.predictions import parse_duration
 from driftline.store import queries
 
 __all__ = ["print_report", "register_command"]
@@ -204,10 +204,7 @@ def register_command(app: typer.Typer) -> None:
             _print_and_exit(body, as_json)
             return
         st = state(ctx)
-        try:
-            seconds = parse_duration(window)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+        seconds = parse_duration(window, "--window")
         version = st.registry.alias(CHAMPION)
         if version is not None:
             update_concept(st.store, st.settings.model_name, version)
@@ -244,7 +241,7 @@ def register_command(app: typer.Typer) -> None:
             body = run_monitor(
                 store=st.store,
                 registry=st.registry,
-                options=MonitorOptions(window_seconds=parse_duration(window)),
+                options=MonitorOptions(window_seconds=parse_duration(window, "--window")),
             )
         with st.store.sessions() as session:
             row = (
