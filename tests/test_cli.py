@@ -26,6 +26,7 @@ def test_train_list_promote_rollback(settings: Settings, tmp_path: Path) -> None
     out = invoke(settings, "train", str(data), "--target", "default", "--model", "logreg")
     assert "Cohen's kappa" in out and "ROC AUC" in out and "version 1" in out
     assert "Confusion matrix" in out
+    assert "Macro precision" in out and "Macro recall" in out and "Per class" in out
     parquet = tmp_path / "loans.parquet"
     generate_loans(1_200, seed=2).to_parquet(parquet)
     out = invoke(settings, "train", str(parquet), "-t", "default", "-m", "rf")
