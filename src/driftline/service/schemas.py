@@ -122,11 +122,14 @@ class PredictionItem(BaseModel):
     variant: str
     source: str
     features: dict[str, Any]
-    prediction: str
+    prediction: Any = Field(
+        description="The predicted class, as /predict answers it (text for a version this "
+        "worker has not loaded)."
+    )
     probabilities: dict[str, float]
     confidence: float
     latency_ms: float
-    label: str | None
+    label: Any = Field(description="The true class once a label arrived, else null.")
     label_ts: float | None
 
 

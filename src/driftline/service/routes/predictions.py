@@ -6,11 +6,13 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query
 
 from driftline.durations import parse_duration
 from driftline.errors import ConfigurationError, ValidationError
-from driftline.service.deps import SessionDep, require_read
+from driftline.schema import label_text
+from driftline.service.deps import RuntimeDep, SessionDep, require_read
 from driftline.service.schemas import PredictionsPage
 from driftline.store import queries
 
@@ -20,6 +22,7 @@ router = APIRouter(tags=["predictions"], dependencies=[Depends(require_read)])
 @router.get("/predictions", response_model=PredictionsPage)
 def list_predictions(
     session: SessionDep,
+    runtime: RuntimeDep,
     window: Annotated[
         str | None, Query(description="Only the last duration, e.g. 15m, 6h, 2d.")
     ] = None,
@@ -49,8 +52,26 @@ def list_predictions(
         offset=offset,
     )
     next_offset = offset + limit if offset + limit < page.total else None
+    # Predictions and labels are stored as text; answer with the model's own class values, as
+    # /predict does (0, not "0"), for every version this worker has loaded.
+    values = {
+        label_text(c): c.item() if isinstance(c, np.generic) else c
+        for bundle in (runtime.champion, runtime.challenger)
+        if bundle is not None
+        for c in bundle.classes
+    }
+    items = [
+        {
+            **item,
+            "prediction": values.get(item["prediction"], item["prediction"]),
+            "label": values.get(item["label"], item["label"])
+            if item["label"] is not None
+            else None,
+        }
+        for item in page.items
+    ]
     return {
-        "items": page.items,
+        "items": items,
         "total": page.total,
         "limit": limit,
         "offset": offset,
