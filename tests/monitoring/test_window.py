@@ -84,6 +84,7 @@ def test_drain_sends_changes_once_and_forgets_closed_buckets(loan_bundle: Any) -
     [first] = rec.drain(now=70.0)
     assert first["bucket_start"] == 60.0 and first["n_rows"] == 20
     assert first["payload"]["requests"] == 20 and first["payload"]["rejected"] == 2
+    assert first["payload"]["seconds"] == 60  # its width, for rates after a change of width
     assert rec.drain(now=71.0) == []  # nothing changed
     rec.observe_requests(1, [500.0], now=75.0)
     [again] = rec.drain(now=130.0)  # the bucket closed: last snapshot, then forgotten

@@ -345,7 +345,7 @@ class WindowRecorder:
                             "model_version": version,
                             "variant": variant,
                             "n_rows": max(state.n_rows, state.requests),
-                            "payload": state.to_payload(),
+                            "payload": {**state.to_payload(), "seconds": self.bucket_seconds},
                             "updated_ts": now,
                         }
                     )
