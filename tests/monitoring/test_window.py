@@ -159,3 +159,26 @@ def test_buckets_carry_no_reservoir_and_the_report_is_unchanged(
     features = {f["feature"]: f for f in old["data_drift"]["features"]}
     assert features["income"]["severity"] == "critical"
     assert old["rows"] == 3_000 and old["status"] == "critical"
+
+
+def test_report_charts_over_time_use_a_date_axis_not_one_label_per_report() -> None:
+    """Sixty reports: text labels overlapped; a date axis picks a few readable ticks."""
+    from driftline.monitoring.html import _accuracy_over_time, _drift_over_time
+
+    history = [
+        {
+            "ts": 1_780_000_000.0 + 300 * i,
+            "data_drift": {
+                "features": [{"feature": "x", "effect_size": 0.01 * i, "severity": "none"}]
+            },
+            "performance": {"estimated": {"accuracy": 0.8}, "reference_accuracy": 0.81},
+        }
+        for i in range(60)
+    ]
+    for fig in (_drift_over_time(history), _accuracy_over_time(history)):
+        assert fig is not None
+        assert fig.layout.xaxis.type == "date"
+        assert fig.layout.xaxis.nticks == 8
+        xs = fig.data[0].x
+        assert len(xs) == 60 and all(hasattr(x, "year") for x in xs)
+        assert xs[0].isoformat() == "2026-05-28T20:26:40"  # UTC, as the axis title says
