@@ -210,6 +210,9 @@ class KafkaSource:
             }
         )
         self._subscribed = False
+        #: The partitions the group gave this member (``(topic, partition)``), as of the last
+        #: rebalance; a snapshot another thread may read.
+        self.partitions: frozenset[tuple[str, int]] = frozenset()
         self._down: str | None = None
         # Per partition: offsets read and not yet committed, in read order, with "acked".
         self._inflight: dict[tuple[str, int], dict[int, bool]] = {}
@@ -248,12 +251,14 @@ class KafkaSource:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget(partitions)
+        self.partitions = self.partitions | {(p.topic, p.partition) for p in partitions}
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing of a revoked partition is committed any more: what was read and not acked
         # goes to the next owner, which starts at the last commit.
         self._forget(partitions)
+        self.partitions = self.partitions - {(p.topic, p.partition) for p in partitions}
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def ensure_group(self) -> None:
