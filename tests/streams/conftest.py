@@ -29,7 +29,7 @@ from driftline.models.bundle import ModelBundle
 from driftline.registry import Registry
 from driftline.service.batcher import BatchListener
 from driftline.service.metrics import ServiceMetrics
-from driftline.store import Store, StoreWriter, open_store, queries
+from driftline.store import Store, StoreWriter, open_store, record_handlers
 from driftline.streams import (
     RedisStreamSource,
     StreamConsumer,
@@ -211,12 +211,7 @@ def make_consumer(stream_settings: Settings) -> Iterator[MakeConsumer]:
         writer = StoreWriter(
             store.engine,
             store.sessions,
-            {
-                "prediction": lambda rows, session: queries.insert_predictions(
-                    rows, session=session
-                ),
-                "bucket": lambda rows, session: queries.upsert_buckets(rows, session=session),
-            },
+            record_handlers(),
             s.spill_dir,
             flush_interval=0.2,
             retry_interval=0.2,
