@@ -182,3 +182,17 @@ def test_the_consume_command_without_redis_fails_in_one_line(
     result = CliRunner().invoke(_app(settings), ["consume", "--max-events", "1"])
     assert result.exit_code == 1
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_the_redis_lag_counts_what_the_group_has_not_acked(
+    rds: redis.Redis, keys: Keys, stream_settings: Settings
+) -> None:
+    ids = produce(stream_settings.redis_url, keys.input, loan_records(7))
+    source = _source(stream_settings)
+    try:
+        assert [e.id for e in source.read(3, 50)] == ids[:3]
+        assert source.lag() == {(keys.input, 0): 7}  # 4 never delivered + 3 pending
+        source.ack(ids[:3])
+        assert source.lag() == {(keys.input, 0): 4}
+    finally:
+        source.close()
