@@ -18,6 +18,7 @@ from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store, queries
+from driftline.store.tables import Label
 from driftline.streams import RedisStreamSource, encode_event, produce
 from tests.streams.conftest import (
     Broker,
@@ -365,3 +366,36 @@ def test_an_alias_move_is_picked_up(
     assert {o["model_version"] for o in outputs(rds, keys)} == {"1", "2"}
     assert metric(running, "driftline_model_reloads_total", result="ok") == 1
     assert metric(running, "driftline_model_version", alias="champion") == 2
+
+
+@pytest.mark.usefixtures("champion")
+def test_label_events_are_stored_and_bad_ones_dead_lettered(
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
+) -> None:
+    broker.produce(loan_records(3), request_ids=["l-0", "l-1", "l-2"])
+    broker.add({"request_id": "l-0", "label": "1"})
+    broker.add({"request_id": "l-1", "label": "0.0"})  # the class 0, as JSON 0.0 would be
+    broker.add({"request_id": "l-9", "label": "yes"})  # before its prediction: kept too
+    broker.add({"label": "1"})  # whose?
+    running = make_consumer(source=broker.source("c1"))
+    stats = running.consumer.run(max_events=7)
+
+    assert (stats.predicted, stats.labels, stats.dead_lettered) == (3, 3, 1)
+    store = open_store(stream_settings.database_url, migrate=False)
+    try:
+        with store.sessions() as session:
+            page = queries.list_predictions(session=session, limit=100)
+            missing = session.get(Label, "l-9")
+    finally:
+        store.dispose()
+    assert {i["request_id"]: i["label"] for i in page.items} == {
+        "l-0": "1",
+        "l-1": "0",
+        "l-2": None,
+    }
+    assert missing is not None and missing.label == "yes"
+    [dead] = broker.dead(expect=1)
+    assert dead["reason"] == "malformed"
+    assert json.loads(dead["errors"])[0]["loc"] == ["request_id"]
+    assert broker.unacked() == 0
+    assert metric(running, "driftline_labels_total", durable="store") == 3
