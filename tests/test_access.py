@@ -334,23 +334,23 @@ def test_serving_health_metrics_and_the_dashboard_page_stay_open(client: TestCli
 
 
 def test_labels_cannot_be_overwritten_without_the_labels_token(client: TestClient) -> None:
-    def label() -> str | None:
+    def label() -> int | None:
         items = client.get("/predictions", headers=bearer(READ)).json()["items"]
         (item,) = [i for i in items if i["request_id"] == "req-1"]
         return item["label"]  # type: ignore[no-any-return]
 
     r = client.post("/labels", json={"request_id": "req-1", "label": 1}, headers=bearer(LABELS))
     assert r.status_code == 200 and r.json()["durable"]
-    assert label() == "1"
+    assert label() == 1
     for headers in ({}, bearer(READ), bearer("an-attacker-guess-0123456789")):
         r = client.post("/labels", json={"request_id": "req-1", "label": 0}, headers=headers)
         assert r.status_code in (401, 403)
         bulk = {"labels": [{"request_id": "req-1", "label": 0}]}
         assert client.post("/labels", json=bulk, headers=headers).status_code in (401, 403)
-    assert label() == "1"
+    assert label() == 1
     r = client.post("/labels", json={"request_id": "req-1", "label": 0}, headers=bearer(LABELS))
     assert r.status_code == 200 and r.json()["durable"]
-    assert label() == "0"
+    assert label() == 0
 
 
 def test_without_labels_and_read_tokens_those_stay_open_on_loopback(

@@ -120,10 +120,19 @@ def test_labels_join_predictions_even_when_they_come_first(client: TestClient) -
     assert r.json()["accepted"] == 1
     wait_durable(client)
     page = client.get("/predictions", params={"has_label": True}).json()
+    # Labels come back as the model's class values (0.0 was sent: class 0), as /predict
+    # answers predictions; the prediction is a class value too, not its stored text.
     assert {(i["request_id"], i["label"]) for i in page["items"]} == {
-        ("early", "1"),
-        ("other", "0"),
+        ("early", 1),
+        ("other", 0),
     }
+    assert {type(i["prediction"]) for i in page["items"]} == {int}
+    answered = client.post("/predict", json={"features": row(2), "request_id": "typed"}).json()
+    wait_durable(client)
+    logged = client.get("/predictions", params={"limit": 1}).json()["items"][0]
+    assert logged["request_id"] == "typed"
+    assert logged["prediction"] == answered["prediction"]
+    assert type(logged["prediction"]) is type(answered["prediction"])
     assert client.post("/labels", json={"labels": []}).status_code == 422
     assert client.post("/labels", json={"request_id": "x"}).status_code == 422
 

@@ -26,6 +26,7 @@ def test_train_list_promote_rollback(settings: Settings, tmp_path: Path) -> None
     out = invoke(settings, "train", str(data), "--target", "default", "--model", "logreg")
     assert "Cohen's kappa" in out and "ROC AUC" in out and "version 1" in out
     assert "Confusion matrix" in out
+    assert "Macro precision" in out and "Macro recall" in out and "Per class" in out
     parquet = tmp_path / "loans.parquet"
     generate_loans(1_200, seed=2).to_parquet(parquet)
     out = invoke(settings, "train", str(parquet), "-t", "default", "-m", "rf")
@@ -81,3 +82,70 @@ def test_errors_are_one_clear_line(settings: Settings, args: list[str], message:
     result = runner.invoke(app, ["--home", str(settings.home), *args])
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_home_is_accepted_after_the_subcommand_too(tmp_path: Path) -> None:
+    """`driftline models list --home X` behaves as `driftline --home X models list` (the real
+    entry point, as a user runs it)."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "after"
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline", "models", "list", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "no versions yet" in out.stdout
+    assert (home / "driftline.db").exists()
+
+
+def test_tables_are_not_cut_when_piped_and_exit_codes_do_not_collide(tmp_path: Path) -> None:
+    """Piped output keeps whole words ("wasserstein_normalized", not "wasserst…"); a critical
+    check exits 3 and a warning 4, never Click's usage code 2."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pandas as pd
+
+    from driftline.cli.common import ExitCode
+
+    assert len(set(ExitCode)) == len(ExitCode.__members__)
+    assert ExitCode.USAGE == 2 and 2 not in (ExitCode.WARNING, ExitCode.CRITICAL)
+    rng = np.random.default_rng(0)
+    def rows(n: int, shift: float) -> pd.DataFrame:
+        # One feature of three moves: below the dataset share rule, so a small move is a warning.
+        return pd.DataFrame(
+            {
+                "debt_to_income_ratio": rng.normal(shift, 1, n),
+                "age": rng.normal(40, 10, n),
+                "income": rng.normal(50, 10, n),
+            }
+        )
+
+    reference = rows(5_000, 0.0)
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    cases = {"critical": 0.5, "warning": 0.1}
+    for status, shift in cases.items():
+        current = rows(20_000, shift)
+        current.to_csv(tmp_path / f"{status}.csv", index=False)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    for status in cases:
+        out = subprocess.run(
+            [sys.executable, "-m", "driftline", "check", "--reference", str(tmp_path / "ref.csv"),
+             "--current", str(tmp_path / f"{status}.csv")],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+        )  # fmt: skip
+        assert out.returncode == ExitCode[status.upper()], out.stdout + out.stderr
+        assert "wasserstein_normalized" in out.stdout
+        assert "debt_to_income_ratio" in out.stdout
+        assert "…" not in out.stdout
+    usage = subprocess.run(
+        [sys.executable, "-m", "driftline", "check", "--no-such-option"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert usage.returncode == ExitCode.USAGE

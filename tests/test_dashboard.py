@@ -168,6 +168,26 @@ def test_traffic_sums_workers_per_closed_bucket_and_leaves_out_shadow_and_open_b
     assert out["error_rate"] == [pytest.approx(2 / 90), pytest.approx(1 / 6)]
     assert out["p50_ms"] == [1.0, 0.5]  # upper edges of the latency bins reaching the quantile
     assert out["p95_ms"] == [1.0, 0.5]
+    assert out["width_seconds"] == [60.0, 60.0]
+
+
+def test_traffic_rates_use_each_bucket_width() -> None:
+    """After a demo (5 s buckets), `serve` on the same home (60 s buckets) charts both rates
+    right: 50 requests in a 5 s bucket are 10 req/s, not 50/60."""
+
+    def bucket(start: float, requests: int, seconds: float | None) -> Any:
+        payload: dict[str, Any] = {"requests": requests, "errors": 0, "latency": [requests]}
+        if seconds is not None:
+            payload["seconds"] = seconds
+        return queries.BucketRow("w", start, 1, "champion", requests, payload)
+
+    rows = [bucket(0.0, 50, 5.0), bucket(5.0, 25, 5.0), bucket(60.0, 600, 60.0)]
+    out = traffic_state(rows, bucket_seconds=60.0, now=500.0)
+    assert out["ts"] == [2.5, 7.5, 90.0]
+    assert out["rps"] == [10.0, 5.0, 10.0]
+    assert out["width_seconds"] == [5.0, 5.0, 60.0]
+    legacy = traffic_state([bucket(0.0, 120, None)], bucket_seconds=60.0, now=500.0)
+    assert legacy["rps"] == [2.0]  # buckets written before widths were stored
 
 
 def _app_with_rollout(status: int | None, body: Any = None) -> FastAPI:

@@ -37,7 +37,20 @@ def test_every_package_declares_its_public_names(name: str) -> None:
     assert sorted(set(exported)) == sorted(exported), "duplicates in __all__"
 
 
-PURE = ["drift", "profile.py", "quality.py", "performance.py", "schema.py", "models/base.py"]
+PURE = [
+    "drift",
+    "profiles.py",
+    "quality.py",
+    "performance.py",
+    "schema.py",
+    "models/base.py",
+    "comparison.py",
+    "report.py",
+    "params.py",
+    "durations.py",
+    "loop/gate.py",
+    "loop/trigger.py",
+]
 FORBIDDEN = {"sqlalchemy", "fastapi", "starlette", "uvicorn", "alembic", "mlflow", "httpx"}
 
 
@@ -56,9 +69,10 @@ def test_the_statistical_core_does_no_io() -> None:
     files: list[Path] = []
     for entry in PURE:
         path = SRC / entry
+        assert path.exists(), f"{entry} is listed as pure but does not exist"
         if path.is_dir():
             files += sorted(path.rglob("*.py"))
-        elif path.exists():
+        else:
             files.append(path)
     assert files
     offenders = {str(f.relative_to(SRC)): _imports(f) & FORBIDDEN for f in files}
@@ -78,3 +92,25 @@ def test_settings_are_never_built_at_import() -> None:
         [sys.executable, "-c", code, *modules], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_one_version_and_package_data_that_exists() -> None:
+    """The version lives in one place; every package-data pattern matches a file (no stale
+    entries), and the license file pyproject names is there."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import driftline
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "driftline.__version__"}
+    assert importlib.metadata.version("driftline") == driftline.__version__
+    package = root / "src" / "driftline"
+    for pattern in project["tool"]["setuptools"]["package-data"]["driftline"]:
+        assert list(package.glob(pattern)), f"package-data pattern {pattern!r} matches nothing"
+    assert "Apache License" in (root / "LICENSE").read_text()
+    assert project["project"]["license"] == {"text": "Apache-2.0"}

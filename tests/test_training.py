@@ -83,6 +83,24 @@ def test_metrics_match_sklearn_golden_values() -> None:
     assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p1))
     assert m["brier"] == pytest.approx(skm.brier_score_loss(y, p1))
     assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(proba, 1e-15, 1)))
+    assert m["precision_macro"] == pytest.approx(skm.precision_score(y, pred, average="macro"))
+    assert m["recall_macro"] == pytest.approx(skm.recall_score(y, pred, average="macro"))
+    report = skm.classification_report(y, pred, output_dict=True)
+    for row in m["per_class"]:
+        golden = report[str(row["class"])]
+        assert row["precision"] == pytest.approx(golden["precision"])
+        assert row["recall"] == pytest.approx(golden["recall"])
+        assert row["f1"] == pytest.approx(golden["f1-score"])
+        assert row["support"] == golden["support"]
+
+
+def test_per_class_metrics_of_a_class_never_predicted_are_zero_not_an_error() -> None:
+    proba = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.9, 0.0], [0.6, 0.3, 0.1]])
+    m = classification_metrics(["a", "b", "b", "c"], proba, ["a", "b", "c"])
+    by_class = {row["class"]: row for row in m["per_class"]}
+    assert by_class["c"] == {"class": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert by_class["a"]["recall"] == 1.0
+    assert by_class["a"]["precision"] == pytest.approx(1 / 3)
 
 
 # --- the compiled preprocessing path -------------------------------------------------------

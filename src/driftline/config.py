@@ -163,6 +163,15 @@ class Settings(BaseSettings):
     retrain_cooldown_seconds: float = Field(
         default=12 * 3600.0, ge=0, description="Least time between two automatic retrains."
     )
+    retrain_retry_growth: float = Field(
+        default=2.0,
+        ge=0,
+        description="After a rejected challenger, retry within the cooldown once the labels "
+        "since the drift are this many times those it was trained on (0: never).",
+    )
+    retrain_retry_seconds: float = Field(
+        default=3600.0, ge=0, description="Least time between a rejected retrain and its retry."
+    )
     retrain_accuracy_drop: float = Field(
         default=0.05, ge=0, le=1, description="Estimated-accuracy drop that triggers a retrain."
     )

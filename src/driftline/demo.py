@@ -90,6 +90,10 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
             "loop_interval_seconds": 1.0,
             "retrain_min_labels": max(400, round(options.rate * 16)),
             "retrain_cooldown_seconds": options.duration * 10,
+            # A challenger rejected on the first drifted labels is retried once there are half
+            # as many again, as a user would configure it: the story does not hinge on timing.
+            "retrain_retry_growth": 1.5,
+            "retrain_retry_seconds": 3.0,
             "shadow_min_samples": max(100, round(options.rate * 2)),
             "canary_share": 0.5,
             "canary_min_samples": max(100, round(options.rate * 2)),

@@ -147,7 +147,7 @@ BAD: list[tuple[Any, str]] = [
         r"unknown notifier 'x'|routes\[0\]: severity must be one of",
     ),
     ({"default": ["ghost"]}, r"default: unknown notifier 'ghost' \(defined: none\)"),
-    ({"manager": {"group_wait": "soon"}}, r"manager\.group_wait: must be seconds"),
+    ({"manager": {"group_wait": "soon"}}, r"manager\.group_wait must be a duration"),
     ({"manager": {"repeat_interval": 0}}, r"manager: repeat_interval must be in \(0, inf\)"),
     ({"thresholds": {"error_rate": 2}}, r"thresholds: error_rate must be in \[0.0, 1.0\], got 2"),
     ({"thresholds": {"min_requests": 2.5}}, r"thresholds\.min_requests: must be an integer"),

@@ -11,7 +11,8 @@ import pytest
 
 from driftline.anomaly.dataset import METRIC_COLUMNS
 from driftline.anomaly.host import HostSampler, watch
-from driftline.anomaly.load import CpuLoad, parse_duration, run_load
+from driftline.anomaly.load import CpuLoad, run_load
+from driftline.durations import parse_duration
 from driftline.errors import ConfigurationError
 
 Counters = namedtuple("Counters", "bytes_recv bytes_sent")

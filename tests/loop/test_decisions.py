@@ -327,3 +327,54 @@ def test_canary_routing_is_sticky_and_monotone_in_share(share: float, keys: list
         assert canary_routes(key, share) == first
         if first:  # a key in the canary stays there when the share grows
             assert canary_routes(key, min(1.0, share + 0.04))
+
+
+def test_a_rejected_challenger_is_retried_once_the_data_has_grown() -> None:
+    """The demo's failure: the first challenger, trained on little drifted data, was rejected
+    and a long cooldown blocked any retry. A retry comes when the labels have doubled."""
+    policy = TriggerPolicy(cooldown_seconds=10_000, retry_growth=2.0, retry_seconds=30)
+    base = TriggerInputs(
+        data_drift_severity="critical",
+        seconds_since_last_retrain=60,
+        last_retrain_rejected=True,
+        labels_at_last_retrain=700,
+    )
+    assert not decide_retrain(dataclasses.replace(base, new_labeled_samples=1_399), policy).retrain
+    retry = decide_retrain(dataclasses.replace(base, new_labeled_samples=1_400), policy)
+    assert retry.retrain
+    assert "retry after a rejected challenger" in retry.reasons[-1]
+    # Not before retry_seconds, not after a *passed* gate, not when retries are off.
+    early = dataclasses.replace(base, new_labeled_samples=5_000, seconds_since_last_retrain=10)
+    assert not decide_retrain(early, policy).retrain
+    passed = dataclasses.replace(base, new_labeled_samples=5_000, last_retrain_rejected=False)
+    assert not decide_retrain(passed, policy).retrain
+    off = TriggerPolicy(cooldown_seconds=10_000, retry_growth=0)
+    assert not decide_retrain(dataclasses.replace(base, new_labeled_samples=5_000), off).retrain
+    # Without a trigger condition nothing retries, whatever the labels.
+    calm = dataclasses.replace(base, data_drift_severity="none", new_labeled_samples=9_000)
+    assert not decide_retrain(calm, policy).retrain
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    labels=st.integers(0, 5_000),
+    at_last=st.integers(1, 2_000),
+    since=st.floats(0, 1e5),
+    growth=st.floats(0, 5),
+)
+def test_retry_is_monotone_in_labels_and_time(
+    labels: int, at_last: int, since: float, growth: float
+) -> None:
+    policy = TriggerPolicy(cooldown_seconds=1e6, retry_growth=growth, retry_seconds=100)
+    inputs = TriggerInputs(
+        concept_drift_confirmed=True,
+        new_labeled_samples=labels,
+        seconds_since_last_retrain=since,
+        last_retrain_rejected=True,
+        labels_at_last_retrain=at_last,
+    )
+    if decide_retrain(inputs, policy).retrain:
+        more = dataclasses.replace(
+            inputs, new_labeled_samples=labels + 50, seconds_since_last_retrain=since + 50
+        )
+        assert decide_retrain(more, policy).retrain

@@ -125,7 +125,7 @@ def test_check_and_report_commands(served: TestClient, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 100_000 and "Estimated vs realized accuracy" in out.read_text()
     bad = CliRunner().invoke(cli, ["--home", home, "check", "--window", "soon"])
-    assert bad.exit_code == 1 and "not a duration" in bad.output
+    assert bad.exit_code == 1 and "--window must be a duration" in bad.output
 
 
 @pytest.mark.postgres

@@ -84,6 +84,7 @@ def test_drain_sends_changes_once_and_forgets_closed_buckets(loan_bundle: Any) -
     [first] = rec.drain(now=70.0)
     assert first["bucket_start"] == 60.0 and first["n_rows"] == 20
     assert first["payload"]["requests"] == 20 and first["payload"]["rejected"] == 2
+    assert first["payload"]["seconds"] == 60  # its width, for rates after a change of width
     assert rec.drain(now=71.0) == []  # nothing changed
     rec.observe_requests(1, [500.0], now=75.0)
     [again] = rec.drain(now=130.0)  # the bucket closed: last snapshot, then forgotten
@@ -158,3 +159,26 @@ def test_buckets_carry_no_reservoir_and_the_report_is_unchanged(
     features = {f["feature"]: f for f in old["data_drift"]["features"]}
     assert features["income"]["severity"] == "critical"
     assert old["rows"] == 3_000 and old["status"] == "critical"
+
+
+def test_report_charts_over_time_use_a_date_axis_not_one_label_per_report() -> None:
+    """Sixty reports: text labels overlapped; a date axis picks a few readable ticks."""
+    from driftline.monitoring.html import _accuracy_over_time, _drift_over_time
+
+    history = [
+        {
+            "ts": 1_780_000_000.0 + 300 * i,
+            "data_drift": {
+                "features": [{"feature": "x", "effect_size": 0.01 * i, "severity": "none"}]
+            },
+            "performance": {"estimated": {"accuracy": 0.8}, "reference_accuracy": 0.81},
+        }
+        for i in range(60)
+    ]
+    for fig in (_drift_over_time(history), _accuracy_over_time(history)):
+        assert fig is not None
+        assert fig.layout.xaxis.type == "date"
+        assert fig.layout.xaxis.nticks == 8
+        xs = fig.data[0].x
+        assert len(xs) == 60 and all(hasattr(x, "year") for x in xs)
+        assert xs[0].isoformat() == "2026-05-28T20:26:40"  # UTC, as the axis title says

@@ -1,4 +1,5 @@
-"""The stream consumer against the real Redis on 127.0.0.1:6379 and a SQLite store."""
+"""The stream consumer against the real Redis on 127.0.0.1:6379 (and, for the tests taking
+``broker``, a real Kafka-API broker too) and a SQLite store."""
 
 from __future__ import annotations
 
@@ -17,8 +18,17 @@ from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store, queries
+from driftline.store.tables import Label
 from driftline.streams import RedisStreamSource, encode_event, produce
-from tests.streams.conftest import Keys, MakeConsumer, add, entries, loan_records
+from tests.streams.conftest import (
+    Broker,
+    Crash,
+    Keys,
+    MakeConsumer,
+    crash_before_ack,
+    entries,
+    loan_records,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,7 +59,7 @@ def metric(running: Any, name: str, **labels: str) -> float:
 
 @pytest.mark.usefixtures("champion")
 def test_events_are_predicted_logged_published_and_acked(
-    rds: redis.Redis, keys: Keys, stream_settings: Settings, make_consumer: MakeConsumer
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
 ) -> None:
     calls: list[int] = []
 
@@ -58,13 +68,17 @@ def test_events_are_predicted_logged_published_and_acked(
 
     records = loan_records(120)
     rids = [f"rid-{i}" if i % 2 == 0 else None for i in range(120)]
-    ids = produce(stream_settings.redis_url, keys.input, records, request_ids=rids)
-    running = make_consumer(listeners=[listener])
+    ids = broker.produce(records, request_ids=rids)
+    running = make_consumer(listeners=[listener], source=broker.source("c1"))
     stats = running.consumer.run(max_events=120)
 
-    assert (stats.events, stats.predicted, stats.dead_lettered, stats.batches) == (120, 120, 0, 3)
-    assert calls == [50, 50, 20]  # one model call per batch, listeners see every call
-    expected = [rid or f"{keys.input}:{eid}" for rid, eid in zip(rids, ids, strict=True)]
+    assert (stats.events, stats.predicted, stats.dead_lettered) == (120, 120, 0)
+    if broker.kind == "redis":
+        assert stats.batches == 3
+        assert calls == [50, 50, 20]  # one model call per batch, listeners see every call
+    else:  # a Kafka poll returns what was fetched so far: batches of at most 50
+        assert stats.batches == len(calls) and sum(calls) == 120 and max(calls) == 50
+    expected = [rid or broker.request_id(eid) for rid, eid in zip(rids, ids, strict=True)]
     rows = stored(stream_settings)
     assert sorted(rows) == sorted(expected)
     first = rows[expected[0]]
@@ -72,14 +86,14 @@ def test_events_are_predicted_logged_published_and_acked(
     assert first["model_version"] == 1 and first["model_name"] == stream_settings.model_name
     assert set(first["features"]) == set(records[0])
     assert first["prediction"] in first["probabilities"]
-    out = outputs(rds, keys)
+    out = broker.outputs(expect=120)
     assert [o["request_id"] for o in out] == expected  # published in stream order
     assert [o["event_id"] for o in out] == ids
     assert {o["durable"] for o in out} == {"store"}
     assert out[0]["prediction"] == first["prediction"]
     assert json.loads(out[0]["probabilities"]) == pytest.approx(first["probabilities"])
-    assert pending(rds, keys) == 0
-    assert rds.xlen(keys.dead) == 0
+    assert broker.unacked() == 0
+    assert broker.dead() == []
     predicted = sum(
         s.value
         for m in running.metrics.registry.collect()
@@ -88,7 +102,7 @@ def test_events_are_predicted_logged_published_and_acked(
         if s.name == "driftline_predictions_total"
     )
     assert predicted == 120
-    assert metric(running, "driftline_model_batch_rows_count") == 3
+    assert metric(running, "driftline_model_batch_rows_count") == stats.batches
     assert metric(running, "driftline_prediction_latency_seconds_count", variant="champion") == 120
     assert metric(running, "driftline_stream_events_total", outcome="predicted") == 120
     assert metric(running, "driftline_model_version", alias="champion") == 1
@@ -96,7 +110,7 @@ def test_events_are_predicted_logged_published_and_acked(
 
 @pytest.mark.usefixtures("champion")
 def test_invalid_events_go_to_the_dead_letter_stream_and_are_acked(
-    rds: redis.Redis, keys: Keys, stream_settings: Settings, make_consumer: MakeConsumer
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
 ) -> None:
     good = loan_records(3)
     unknown = {**good[0], "shoe_size": 44}
@@ -112,13 +126,13 @@ def test_invalid_events_go_to_the_dead_letter_stream_and_are_acked(
         encode_event(good[1], request_id="x" * 129),
         encode_event(good[2], request_id="ok-2"),
     ]
-    ids = [add(rds, keys.input, e) for e in events]
-    running = make_consumer()
+    ids = [broker.add(e) for e in events]
+    running = make_consumer(source=broker.source("c1"))
     stats = running.consumer.run(max_events=len(events))
 
     assert (stats.predicted, stats.dead_lettered) == (2, 7)
     assert sorted(stored(stream_settings)) == ["ok-0", "ok-2"]
-    dead = [fields for _, fields in entries(rds, keys.dead)]
+    dead = broker.dead(expect=7)
     assert [d["event_id"] for d in dead] == ids[1:8]
     by_id = {d["event_id"]: d for d in dead}
     unknown_entry = by_id[ids[1]]
@@ -132,8 +146,8 @@ def test_invalid_events_go_to_the_dead_letter_stream_and_are_acked(
     for i in (4, 5, 6, 7):
         assert by_id[ids[i]]["reason"] == "malformed"
     assert json.loads(by_id[ids[7]]["errors"])[0]["loc"] == ["request_id"]
-    assert pending(rds, keys) == 0  # dead letters are acked: they would only fail again
-    assert [o["request_id"] for o in outputs(rds, keys)] == ["ok-0", "ok-2"]
+    assert broker.unacked() == 0  # dead letters are acked: they would only fail again
+    assert [o["request_id"] for o in broker.outputs(expect=2)] == ["ok-0", "ok-2"]
     assert (
         metric(running, "driftline_rejected_requests_total", endpoint="stream", reason="validation")
         == 3
@@ -179,36 +193,38 @@ def test_a_row_the_model_fails_on_fails_alone(
     assert metric(running, "driftline_prediction_errors_total", reason="model") == len(bad)
 
 
-class _Crash(BaseException):
-    """Stands for the process dying: nothing in the consumer catches it."""
-
-
 class CrashBeforeAck(RedisStreamSource):
     def ack(self, ids: Sequence[str]) -> None:
-        raise _Crash
+        raise Crash
 
 
 @pytest.mark.usefixtures("champion")
 def test_a_restarted_consumer_resumes_its_own_pending_events_without_duplicate_rows(
-    rds: redis.Redis, keys: Keys, stream_settings: Settings, make_consumer: MakeConsumer
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
 ) -> None:
-    slow_claims = stream_settings.model_copy(update={"stream_claim_idle_ms": 60_000})
-    ids = produce(stream_settings.redis_url, keys.input, loan_records(30))
-    crashing = make_consumer("c1", settings=slow_claims, source_cls=CrashBeforeAck)
-    with pytest.raises(_Crash):  # logged and published, then "killed" before the ack
+    ids = broker.produce(loan_records(30))
+    source = crash_before_ack(broker.source("c1", claim_idle_ms=60_000))
+    crashing = make_consumer("c1", source=source, batch_size=30)
+    with pytest.raises(Crash):  # logged and published, then "killed" before the ack
         crashing.consumer.run(max_events=30)
-    assert len(stored(stream_settings)) == 30 and len(outputs(rds, keys)) == 30
-    assert pending(rds, keys) == 30
+    logged = len(stored(stream_settings))
+    assert 0 < logged <= 30 and len(broker.outputs(expect=logged)) == logged
+    if broker.kind == "redis":
+        assert logged == 30  # one read takes all 30 (a Kafka poll takes what was fetched)
+    assert broker.unacked() == 30
+    crashing.source.close()  # gone without a commit (Kafka: its partitions go back)
 
-    restarted = make_consumer("c1", settings=slow_claims)  # same name: no idle wait
+    restarted = make_consumer(
+        "c1", source=broker.source("c1", claim_idle_ms=60_000)
+    )  # Redis: the same name resumes its pending entries without an idle wait
     stats = restarted.consumer.run(max_events=30)
 
     assert stats.claimed == 0 and stats.predicted == 30
     rows = stored(stream_settings)
-    assert sorted(rows) == sorted(f"{keys.input}:{i}" for i in ids)  # still one row each
-    out = outputs(rds, keys)
-    assert len(out) == 60 and {o["request_id"] for o in out} == set(rows)  # at-least-once
-    assert pending(rds, keys) == 0
+    assert sorted(rows) == sorted(broker.request_id(i) for i in ids)  # still one row each
+    out = broker.outputs(expect=30 + logged)
+    assert len(out) == 30 + logged and {o["request_id"] for o in out} == set(rows)
+    assert broker.unacked() == 0
 
 
 @pytest.mark.usefixtures("champion")
@@ -222,7 +238,7 @@ def test_pending_events_of_a_dead_consumer_are_claimed_by_a_live_one(
         request_ids=[f"d-{i}" for i in range(80)],
     )
     dead = make_consumer("dead", source_cls=CrashBeforeAck)
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         dead.consumer.run(max_events=80)  # dies holding its first batch of 50
     assert pending(rds, keys) == 50
     time.sleep(0.3)  # > stream_claim_idle_ms (200)
@@ -244,7 +260,7 @@ def test_entries_trimmed_while_pending_are_acked(
 ) -> None:
     ids = produce(stream_settings.redis_url, keys.input, loan_records(5))
     crashing = make_consumer("c1", source_cls=CrashBeforeAck)
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         crashing.consumer.run(max_events=5)
     rds.xdel(keys.input, ids[0], ids[1])
     slow_claims = stream_settings.model_copy(update={"stream_claim_idle_ms": 60_000})
@@ -350,3 +366,36 @@ def test_an_alias_move_is_picked_up(
     assert {o["model_version"] for o in outputs(rds, keys)} == {"1", "2"}
     assert metric(running, "driftline_model_reloads_total", result="ok") == 1
     assert metric(running, "driftline_model_version", alias="champion") == 2
+
+
+@pytest.mark.usefixtures("champion")
+def test_label_events_are_stored_and_bad_ones_dead_lettered(
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
+) -> None:
+    broker.produce(loan_records(3), request_ids=["l-0", "l-1", "l-2"])
+    broker.add({"request_id": "l-0", "label": "1"})
+    broker.add({"request_id": "l-1", "label": "0.0"})  # the class 0, as JSON 0.0 would be
+    broker.add({"request_id": "l-9", "label": "yes"})  # before its prediction: kept too
+    broker.add({"label": "1"})  # whose?
+    running = make_consumer(source=broker.source("c1"))
+    stats = running.consumer.run(max_events=7)
+
+    assert (stats.predicted, stats.labels, stats.dead_lettered) == (3, 3, 1)
+    store = open_store(stream_settings.database_url, migrate=False)
+    try:
+        with store.sessions() as session:
+            page = queries.list_predictions(session=session, limit=100)
+            missing = session.get(Label, "l-9")
+    finally:
+        store.dispose()
+    assert {i["request_id"]: i["label"] for i in page.items} == {
+        "l-0": "1",
+        "l-1": "0",
+        "l-2": None,
+    }
+    assert missing is not None and missing.label == "yes"
+    [dead] = broker.dead(expect=1)
+    assert dead["reason"] == "malformed"
+    assert json.loads(dead["errors"])[0]["loc"] == ["request_id"]
+    assert broker.unacked() == 0
+    assert metric(running, "driftline_labels_total", durable="store") == 3

@@ -23,7 +23,7 @@ from driftline.streams import (
     encode_event,
     produce,
 )
-from tests.streams.conftest import Keys, MakeConsumer, add, entries, loan_records
+from tests.streams.conftest import Broker, Keys, MakeConsumer, add, loan_records
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -105,33 +105,33 @@ def test_an_unreachable_broker_raises_stream_error(stream_settings: Settings) ->
         source.close()
 
 
-class FailingPublishOnce(RedisStreamSource):
-    failed = False
+def fail_publish_once(source: StreamSource) -> StreamSource:
+    """The first publish of ``source`` fails as a broker failure would."""
+    publish = source.publish
+    failed: list[bool] = []
 
-    def publish(self, entries: Sequence[Mapping[str, str]]) -> None:
-        if not FailingPublishOnce.failed:
-            FailingPublishOnce.failed = True
+    def flaky(entries: Sequence[Mapping[str, str]]) -> None:
+        if not failed:
+            failed.append(True)
             raise StreamError("simulated broker failure")
-        super().publish(entries)
+        publish(entries)
+
+    source.publish = flaky  # type: ignore[method-assign]
+    return source
 
 
 @pytest.mark.usefixtures("champion")
 def test_a_batch_that_fails_half_way_is_delivered_again_and_logged_once(
-    rds: redis.Redis, keys: Keys, stream_settings: Settings, make_consumer: MakeConsumer
+    broker: Broker, stream_settings: Settings, make_consumer: MakeConsumer
 ) -> None:
-    produce(
-        stream_settings.redis_url,
-        keys.input,
-        loan_records(30),
-        request_ids=[f"r-{i}" for i in range(30)],
-    )
-    slow_claims = stream_settings.model_copy(update={"stream_claim_idle_ms": 60_000})
-    running = make_consumer(settings=slow_claims, source_cls=FailingPublishOnce)
+    broker.produce(loan_records(30), request_ids=[f"r-{i}" for i in range(30)])
+    source = fail_publish_once(broker.source("c1", claim_idle_ms=60_000))
+    running = make_consumer(source=source)
     stats = running.consumer.run(max_events=30)
     assert stats.failed_batches == 1 and stats.predicted == 30
-    published = [f["request_id"] for _, f in entries(rds, keys.output)]
-    assert sorted(published) == sorted(f"r-{i}" for i in range(30))
-    assert rds.xpending(keys.input, keys.group)["pending"] == 0
+    published = [f["request_id"] for f in broker.outputs(expect=30)]
+    assert sorted(published) == sorted(f"r-{i}" for i in range(30))  # none lost, none twice
+    assert broker.unacked() == 0
     value = running.metrics.registry.get_sample_value(
         "driftline_stream_batch_failures_total", {"reason": "stream"}
     )
@@ -182,3 +182,17 @@ def test_the_consume_command_without_redis_fails_in_one_line(
     result = CliRunner().invoke(_app(settings), ["consume", "--max-events", "1"])
     assert result.exit_code == 1
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_the_redis_lag_counts_what_the_group_has_not_acked(
+    rds: redis.Redis, keys: Keys, stream_settings: Settings
+) -> None:
+    ids = produce(stream_settings.redis_url, keys.input, loan_records(7))
+    source = _source(stream_settings)
+    try:
+        assert [e.id for e in source.read(3, 50)] == ids[:3]
+        assert source.lag() == {(keys.input, 0): 7}  # 4 never delivered + 3 pending
+        source.ack(ids[:3])
+        assert source.lag() == {(keys.input, 0): 4}
+    finally:
+        source.close()

@@ -75,7 +75,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +82,7 @@ from typing import Any
 
 import yaml
 
+from driftline import durations
 from driftline.alerts.manager import AlertManager
 from driftline.alerts.model import RuleSpec
 from driftline.alerts.notifiers import (
@@ -101,8 +101,6 @@ from driftline.errors import ConfigurationError
 
 __all__ = ["AlertsConfig", "load_alerts_config", "parse_alerts_config", "parse_duration"]
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([smhd]?)\s*$")
 _SECRETS = ("url", "routing_key", "password")
 DURATION_THRESHOLDS = frozenset(
     {"report_stale_seconds", "traffic_window_seconds", "rate_window_seconds"}
@@ -110,25 +108,13 @@ DURATION_THRESHOLDS = frozenset(
 
 
 def parse_duration(value: Any, where: str = "duration") -> float:
-    """Seconds from a number or a string with a unit.
+    """Seconds from a number or a string with a unit, zero allowed (the one grammar of
+    :func:`driftline.durations.parse_duration`).
 
-    >>> parse_duration(90), parse_duration("90s"), parse_duration("5m"), parse_duration("4h")
-    (90.0, 90.0, 300.0, 14400.0)
-    >>> parse_duration("soon", "manager.group_wait")
-    Traceback (most recent call last):
-    ...
-    driftline.errors.ConfigurationError: manager.group_wait: must be seconds or a number with \
-a unit s, m, h or d (e.g. 5m), got 'soon'
+    >>> parse_duration(90), parse_duration("90s"), parse_duration("5m"), parse_duration(0)
+    (90.0, 90.0, 300.0, 0.0)
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        found = _DURATION.match(value)
-        if found:
-            return float(found.group(1)) * _UNITS[found.group(2) or "s"]
-    raise ConfigurationError(
-        f"{where}: must be seconds or a number with a unit s, m, h or d (e.g. 5m), got {value!r}"
-    )
+    return durations.parse_duration(value, where, allow_zero=True)
 
 
 @dataclass(frozen=True)

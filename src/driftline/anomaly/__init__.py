@@ -18,7 +18,7 @@ from driftline.anomaly.dataset import (
     generate_host_metrics,
 )
 from driftline.anomaly.host import HostSampler
-from driftline.anomaly.load import CpuLoad, parse_duration, run_load
+from driftline.anomaly.load import CpuLoad, run_load
 from driftline.anomaly.models import (
     CLASSES,
     AnomalyDetector,
@@ -87,7 +87,6 @@ __all__ = [
     "generate_host_metrics",
     "import_prometheus",
     "make_detector",
-    "parse_duration",
     "proba_from_score",
     "registering",
     "run_load",

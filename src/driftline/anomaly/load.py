@@ -10,7 +10,6 @@ standard library only, so they start in milliseconds.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import psutil
 
 from driftline.errors import ConfigurationError
 
-__all__ = ["MAX_SECONDS", "CpuLoad", "parse_duration", "run_load"]
+__all__ = ["MAX_SECONDS", "CpuLoad", "run_load"]
 
 #: Longest load accepted, in seconds.
 MAX_SECONDS: Final = 3_600.0
@@ -45,27 +44,6 @@ for i in range(0, len(block), 4096):
 while time.monotonic() < end:
     time.sleep(0.05)
 """
-
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``20s``, ``1.5m``, ``500ms`` or ``20`` (seconds).
-
-    >>> parse_duration("20s"), parse_duration("1.5m"), parse_duration("500ms"), parse_duration("3")
-    (20.0, 90.0, 0.5, 3.0)
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", text)
-    if match is None:
-        raise ConfigurationError(
-            f"duration must be a number with an optional unit ms, s, m or h (e.g. 20s); "
-            f"got {text!r}"
-        )
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if not seconds > 0:
-        raise ConfigurationError(f"duration must be positive, got {text!r}")
-    return seconds
-
 
 class CpuLoad:
     """Busy ``cores`` CPUs (and optionally hold ``memory_mb`` of memory) for ``seconds``.

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.anomaly.dataset import TIMESTAMP_COLUMN
-from driftline.anomaly.load import parse_duration
+from driftline.durations import parse_duration
 from driftline.errors import ConfigurationError, DataError, DriftlineError
 
 __all__ = [

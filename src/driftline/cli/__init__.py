@@ -3,6 +3,7 @@ functions the HTTP routes use."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ from driftline.cli import (
 from driftline.cli.common import State, fail
 from driftline.config import Settings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "hoist_home", "main"]
 
 app = typer.Typer(
     name="driftline",
@@ -64,5 +65,36 @@ app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")
 
 
+def hoist_home(args: list[str]) -> list[str]:
+    """Move ``--home PATH`` (an option of ``driftline`` itself) in front of the subcommand, so
+    that ``driftline check --home X`` works as ``driftline --home X check`` does.
+
+    >>> hoist_home(["check", "--window", "1h", "--home", "/srv/d"])
+    ['--home', '/srv/d', 'check', '--window', '1h']
+    >>> hoist_home(["models", "list", "--home=/srv/d"])
+    ['--home=/srv/d', 'models', 'list']
+    >>> hoist_home(["predict", "in.csv", "--", "--home", "x"])
+    ['predict', 'in.csv', '--', '--home', 'x']
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg == "--home" and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 2
+            continue
+        if arg.startswith("--home="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
-    app()
+    app(args=hoist_home(sys.argv[1:]), prog_name="driftline")

@@ -42,7 +42,7 @@ from rich.table import Table
 from driftline.anomaly.compare import compare_detectors, comparison_table
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, generate_host_metrics
 from driftline.anomaly.host import HostSampler, Observation, watch
-from driftline.anomaly.load import CpuLoad, parse_duration
+from driftline.anomaly.load import CpuLoad
 from driftline.anomaly.lstm import EXTRA_HINT, torch_available
 from driftline.anomaly.prometheus import HOST_QUERIES, import_prometheus, parse_query, parse_time
 from driftline.anomaly.training import (
@@ -62,6 +62,7 @@ from driftline.anomaly.watcher import (
 )
 from driftline.cli.common import console, fail, fmt_metric, handle_errors, state
 from driftline.data.io import read_table, write_table
+from driftline.durations import parse_duration
 from driftline.errors import DataError
 from driftline.models.bundle import ModelBundle
 from driftline.registry import CHAMPION, Registry

@@ -3,8 +3,11 @@ turning driftline errors into a clear message and exit code 1."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
+import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -18,10 +21,34 @@ from driftline.errors import DriftlineError
 from driftline.registry import Registry
 from driftline.store import Store, open_store
 
-__all__ = ["State", "console", "fail", "format_ts", "handle_errors", "state"]
+__all__ = ["ExitCode", "State", "console", "fail", "format_ts", "handle_errors", "state"]
 
-console = Console()
-err_console = Console(stderr=True)
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of every command; none collides with Click's usage error (2)."""
+
+    OK = 0
+    ERROR = 1  # a driftline error: one red line says what
+    USAGE = 2  # Click: unknown option, bad value
+    CRITICAL = 3  # `check`: critical · `retrain`: the gate rejected the challenger
+    WARNING = 4  # `check`: warning
+    NOT_TRIGGERED = 5  # `retrain --if-triggered`: the trigger said no
+
+
+#: Width of tables when the output is a pipe or a file (Rich would cut them at 80 columns,
+#: "wasserst…"); a terminal keeps its own width, and COLUMNS always wins.
+PIPED_WIDTH = 160
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = PIPED_WIDTH if piped and "COLUMNS" not in os.environ else None
+    return Console(stderr=stderr, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")

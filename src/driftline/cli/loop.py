@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftline.cli.common import console, fmt_metric, format_ts, handle_errors, state
+from driftline.cli.common import ExitCode, console, fmt_metric, format_ts, handle_errors, state
 from driftline.loop.controller import (
     RolloutController,
     abort_rollout,
@@ -88,7 +88,7 @@ def register_command(app: typer.Typer) -> None:
     ) -> None:
         """Train a challenger on the labelled traffic since the drift began plus base data,
         gate it against the champion and (if it passes) start its rollout. Exit code 0 when
-        a challenger passed, 3 when it was rejected, 2 when nothing triggered."""
+        a challenger passed, 3 when it was rejected, 5 when nothing triggered (--if-triggered)."""
         st = state(ctx)
         with Progress(
             SpinnerColumn(),
@@ -113,7 +113,7 @@ def register_command(app: typer.Typer) -> None:
             f"{'; '.join(outcome.trigger.reasons)}"
         )
         if outcome.gate is None:
-            raise typer.Exit(2)
+            raise typer.Exit(ExitCode.NOT_TRIGGERED)
         data = outcome.data
         console.print(
             f"data: {data['drift_rows']} production rows since the drift + {data['base_rows']} "
@@ -129,7 +129,7 @@ def register_command(app: typer.Typer) -> None:
         if outcome.gate.promote and rollout:
             console.print("rollout started in shadow; follow it with `driftline rollout status`")
         if not outcome.gate.promote:
-            raise typer.Exit(3)
+            raise typer.Exit(ExitCode.CRITICAL)
 
     rollout_app = typer.Typer(help="The rollout of a challenger.", no_args_is_help=True)
     app.add_typer(rollout_app, name="rollout")

@@ -9,14 +9,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, fail, fmt_metric, format_ts, handle_errors, state
+from driftline.cli.common import (
+    ExitCode,
+    console,
+    fail,
+    fmt_metric,
+    format_ts,
+    handle_errors,
+    state,
+)
 from driftline.comparison import compare
 from driftline.data.io import read_table
+from driftline.durations import parse_duration
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
 from driftline.monitoring.monitor import MonitorOptions, run_monitor
 from driftline.registry import CHAMPION
-from driftline.service.routes.predictions import parse_duration
 from driftline.store import queries
 
 __all__ = ["print_report", "register_command"]
@@ -57,10 +65,12 @@ def _drift_table(drift: dict[str, Any], title: str) -> Table:
 def print_report(body: dict[str, Any]) -> None:
     files = body.get("files")
     if files:  # a comparison of two files (`check --reference A --current B`)
-        console.rule(f"{files['reference']} → {files['current']} · status {_sev(body['status'])}")
+        console.rule(f"comparison · status {_sev(body['status'])}")
         console.print(
-            f"{body['data_drift']['n_reference_rows']:,} reference rows, "
-            f"{body['rows']:,} current rows"
+            f"reference {files['reference']} ({body['data_drift']['n_reference_rows']:,} rows)\n"
+            f"current   {files['current']} ({body['rows']:,} rows)",
+            highlight=False,
+            soft_wrap=True,
         )
     else:
         window = body["window"]
@@ -158,7 +168,7 @@ def _print_and_exit(body: dict[str, Any], as_json: bool) -> None:
         console.print_json(json.dumps(body))
     else:
         print_report(body)
-    code = {"warning": 2, "critical": 3}.get(body["status"], 0)
+    code = {"warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}.get(body["status"], 0)
     if code:
         raise typer.Exit(code)
 
@@ -194,7 +204,7 @@ def register_command(app: typer.Typer) -> None:
         """Run the monitor once over WINDOW: data drift, prediction drift, quality, estimated
         and realized performance, concept drift. With --reference and --current, compare two
         files instead (the same decision, no server or store needed). Exit code 0 (ok),
-        1 (error), 2 (warning), 3 (critical) — usable from cron or CI."""
+        1 (error), 2 (usage), 3 (critical), 4 (warning) — usable from cron or CI."""
         if reference is not None or current is not None:
             if reference is None or current is None:
                 raise fail("compare files with both --reference and --current")
@@ -204,10 +214,7 @@ def register_command(app: typer.Typer) -> None:
             _print_and_exit(body, as_json)
             return
         st = state(ctx)
-        try:
-            seconds = parse_duration(window)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+        seconds = parse_duration(window, "--window")
         version = st.registry.alias(CHAMPION)
         if version is not None:
             update_concept(st.store, st.settings.model_name, version)
@@ -244,7 +251,7 @@ def register_command(app: typer.Typer) -> None:
             body = run_monitor(
                 store=st.store,
                 registry=st.registry,
-                options=MonitorOptions(window_seconds=parse_duration(window)),
+                options=MonitorOptions(window_seconds=parse_duration(window, "--window")),
             )
         with st.store.sessions() as session:
             row = (

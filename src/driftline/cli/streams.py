@@ -1,4 +1,5 @@
-"""`driftline consume`: predict feature events from a Redis stream (see driftline.streams)."""
+"""`driftline consume`: predict feature events from Redis Streams or Kafka (see
+driftline.streams)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from driftline.monitoring.window import WindowRecorder
 from driftline.registry import Registry
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.store import StoreWriter, open_store, record_handlers
-from driftline.streams import RedisStreamSource, StreamConsumer
+from driftline.streams import StreamConsumer, open_source
 
 __all__ = ["consume", "register_command"]
 
@@ -32,6 +33,48 @@ def _default_consumer_name() -> str:
 @handle_errors
 def consume(
     ctx: typer.Context,
+    source_url: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="kafka://HOST:PORT/TOPIC, or a redis:// URL (default DRIFTLINE_REDIS_URL, "
+            "stream DRIFTLINE_STREAM_INPUT).",
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option("--group", help="Consumer group (default DRIFTLINE_STREAM_GROUP)."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            help="Output stream or topic (default DRIFTLINE_STREAM_OUTPUT; Kafka: "
+            "<TOPIC>.predictions).",
+        ),
+    ] = None,
+    dead_letter: Annotated[
+        str | None,
+        typer.Option(
+            "--dead-letter",
+            help="Dead-letter stream or topic (default <input>:dead; Kafka: <TOPIC>.dead).",
+        ),
+    ] = None,
+    labels_topic: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-topic",
+            help="Kafka: also consume label events ({request_id, label}) from this topic.",
+        ),
+    ] = None,
+    session_timeout_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Kafka: how long the group waits for a silent member before handing its "
+            "partitions over (default 45000).",
+        ),
+    ] = None,
     consumer: Annotated[
         str | None,
         typer.Option(
@@ -57,16 +100,28 @@ def consume(
         typer.Option(min=0, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
     ] = None,
 ) -> None:
-    """Predict feature events from DRIFTLINE_STREAM_INPUT with the champion: log each
-    prediction, publish it to DRIFTLINE_STREAM_OUTPUT, then ack it (at-least-once delivery,
-    one row per event in the store). The traffic is profiled for drift monitoring like HTTP
-    traffic. SIGTERM or Ctrl-C finishes the batch in hand."""
+    """Predict feature events from a Redis stream (DRIFTLINE_STREAM_INPUT) or a Kafka topic
+    (--source kafka://HOST:PORT/TOPIC) with the champion: log each prediction, publish it to
+    the output, then ack it (at-least-once delivery, one row per event in the store). Label
+    events are stored too. The traffic is profiled for drift monitoring like HTTP traffic.
+    SIGTERM or Ctrl-C finishes the batch in hand."""
     settings = state(ctx).settings
     if batch_size is not None:
         settings = settings.model_copy(update={"stream_batch_size": batch_size})
     settings.ensure_home()
     configure_logging(settings)
     name = consumer or _default_consumer_name()
+    source = open_source(
+        source_url,
+        settings,
+        consumer=name,
+        group=group,
+        output=output,
+        dead_letter=dead_letter,
+        labels=labels_topic,
+        block_ms=block_ms,
+        session_timeout_ms=session_timeout_ms,
+    )
     metrics = ServiceMetrics()
     if metrics_port is not None:
         from prometheus_client import start_http_server
@@ -85,7 +140,6 @@ def consume(
     )
     writer.start()
     metrics.store_up.set(1)
-    source = RedisStreamSource.from_settings(settings, consumer=name, block_ms=block_ms)
     worker = StreamConsumer.from_settings(
         settings,
         source,
@@ -112,8 +166,9 @@ def consume(
     try:
         source.ensure_group()
         console.print(
-            f"consuming {settings.stream_input} as {name} in group {settings.stream_group} "
-            f"(output {settings.stream_output}, dead letters {source.dead_letter_stream})"
+            f"consuming {source.name} as {name} in group {group or settings.stream_group} "
+            f"(output {getattr(source, 'output', '?')}, dead letters "
+            f"{getattr(source, 'dead_letter_stream', '?')})"
         )
         stats = worker.run(max_events=max_events)
     finally:
@@ -124,7 +179,8 @@ def consume(
         store.dispose()
     console.print(
         f"{stats.events} event(s): {stats.predicted} predicted, "
-        f"{stats.dead_lettered} dead-lettered, {stats.claimed} claimed from other consumers, "
+        f"{stats.dead_lettered} dead-lettered, {stats.labels} label(s) stored, "
+        f"{stats.claimed} claimed from other consumers, "
         f"{stats.spilled} spilled while the store was down"
     )
 

@@ -26,6 +26,8 @@ __all__ = ["metrics_table", "register_command"]
 
 METRIC_ROWS = (
     ("accuracy", "Accuracy"),
+    ("precision_macro", "Macro precision"),
+    ("recall_macro", "Macro recall"),
     ("f1_macro", "Macro F1"),
     ("cohen_kappa", "Cohen's kappa"),
     ("roc_auc", "ROC AUC"),
@@ -41,6 +43,21 @@ def metrics_table(metrics: dict[str, Any], title: str = "Holdout metrics") -> Ta
     for key, name in METRIC_ROWS:
         table.add_row(name, fmt_metric(metrics.get(key)))
     table.add_row("Rows", str(metrics.get("n", "-")))
+    return table
+
+
+def per_class_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title="Per class")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in metrics.get("per_class", []):
+        table.add_row(
+            str(row["class"]),
+            fmt_metric(row["precision"]),
+            fmt_metric(row["recall"]),
+            fmt_metric(row["f1"]),
+            str(row["support"]),
+        )
     return table
 
 
@@ -122,6 +139,8 @@ def register_command(app: typer.Typer) -> None:
         """
         bundle = run_training(data, target, model, seed, holdout, allow_missing)
         console.print(metrics_table(bundle.metrics))
+        if bundle.metrics.get("per_class"):
+            console.print(per_class_table(bundle.metrics))
         console.print(confusion_table(bundle.metrics))
         if not register:
             return

@@ -27,11 +27,6 @@ def check_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[Floa
     return r, c
 
 
-def is_numeric(values: Any) -> bool:
-    array = np.asarray(values)
-    return array.dtype.kind in "biuf"
-
-
 def present(values: Any) -> npt.NDArray[Any]:
     """The non-missing values of a 1-D sample (None, NaN and +-inf are missing)."""
     array = np.asarray(values)

@@ -46,6 +46,8 @@ def trigger_policy(settings: Settings) -> TriggerPolicy:
         min_new_labels=settings.retrain_min_labels,
         cooldown_seconds=settings.retrain_cooldown_seconds,
         accuracy_drop=settings.retrain_accuracy_drop,
+        retry_growth=settings.retrain_retry_growth,
+        retry_seconds=settings.retrain_retry_seconds,
     )
 
 
@@ -126,6 +128,10 @@ def trigger_inputs(
         reference_accuracy=float(reference) if isinstance(reference, int | float) else None,
         new_labeled_samples=labeled,
         seconds_since_last_retrain=None if last is None else now - float(last["ts"]),
+        last_retrain_rejected=last is not None and last.get("promote") is False,
+        labels_at_last_retrain=(
+            int(last["labels"]) if last is not None and last.get("labels") is not None else None
+        ),
         forced=forced,
     )
     return inputs, anchor
@@ -286,7 +292,12 @@ def retrain(
     with store.sessions.begin() as session:
         queries.put_state(
             COOLDOWN_KEY.format(model=settings.model_name),
-            {"ts": time.time(), "version": version},
+            {
+                "ts": time.time(),
+                "version": version,
+                "promote": gate.promote,
+                "labels": int(data.n_drift),
+            },
             session=session,
         )
     clear_anchor(store, settings.model_name)

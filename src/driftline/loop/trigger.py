@@ -33,6 +33,25 @@ class TriggerPolicy:
         holdout accuracy (default 0.05, absolute).
     on_concept_drift, on_critical_data_drift, on_performance_drop
         Which conditions may trigger.
+    retry_growth
+        After a challenger the gate *rejected*, retry before the cooldown ends once the labelled
+        samples since the drift began are at least this many times those the rejected one was
+        trained on (default 2): a challenger that failed on too little of the new world gets a
+        second chance on more of it, instead of waiting out a cooldown meant for successes.
+        0 turns retries off.
+    retry_seconds
+        Least time between a rejected retrain and its retry (default 1 h).
+
+    Example
+    -------
+    >>> policy = TriggerPolicy(cooldown_seconds=3600, retry_growth=2, retry_seconds=60)
+    >>> rejected = dict(data_drift_severity="critical", seconds_since_last_retrain=300,
+    ...                 last_retrain_rejected=True, labels_at_last_retrain=600)
+    >>> decide_retrain(TriggerInputs(new_labeled_samples=900, **rejected), policy).retrain
+    False
+    >>> d = decide_retrain(TriggerInputs(new_labeled_samples=1_200, **rejected), policy)
+    >>> d.retrain, d.reasons[-1]
+    (True, 'retry after a rejected challenger: 1200 labelled samples >= 2 x 600')
     """
 
     min_new_labels: int = 500
@@ -41,11 +60,15 @@ class TriggerPolicy:
     on_concept_drift: bool = True
     on_critical_data_drift: bool = True
     on_performance_drop: bool = True
+    retry_growth: float = 2.0
+    retry_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         _check("min_new_labels", self.min_new_labels, 1)
         _check("cooldown_seconds", self.cooldown_seconds, 0)
         _check("accuracy_drop", self.accuracy_drop, 0, 1)
+        _check("retry_growth", self.retry_growth, 0)
+        _check("retry_seconds", self.retry_seconds, 0)
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,9 @@ class TriggerInputs:
     reference_accuracy: float | None = None
     new_labeled_samples: int = 0
     seconds_since_last_retrain: float | None = None
+    #: The gate rejected the last retrain's challenger, trained on this many labelled samples.
+    last_retrain_rejected: bool = False
+    labels_at_last_retrain: int | None = None
     forced: bool = False
 
 
@@ -123,7 +149,22 @@ def decide_retrain(
         reasons.append("no retrain yet")
     elif since >= policy.cooldown_seconds:
         reasons.append(f"cooldown passed ({since:.0f}s >= {policy.cooldown_seconds:.0f}s)")
+    elif _retry_allowed(inputs, policy, since):
+        growth = f"{policy.retry_growth:g}"
+        reasons.append(
+            f"retry after a rejected challenger: {inputs.new_labeled_samples} labelled samples "
+            f">= {growth} x {inputs.labels_at_last_retrain}"
+        )
     else:
         blocked = True
         reasons.append(f"in cooldown ({since:.0f}s < {policy.cooldown_seconds:.0f}s)")
     return TriggerDecision(retrain=not blocked, triggers=tuple(triggers), reasons=tuple(reasons))
+
+
+def _retry_allowed(inputs: TriggerInputs, policy: TriggerPolicy, since: float) -> bool:
+    """A rejected challenger may be retried within the cooldown once the data has grown."""
+    if not inputs.last_retrain_rejected or policy.retry_growth <= 0:
+        return False
+    if inputs.labels_at_last_retrain is None or since < policy.retry_seconds:
+        return False
+    return inputs.new_labeled_samples >= policy.retry_growth * inputs.labels_at_last_retrain

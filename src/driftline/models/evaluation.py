@@ -14,7 +14,8 @@ __all__ = ["classification_metrics"]
 def classification_metrics(
     y_true: Sequence[Any] | np.ndarray, proba: np.ndarray, classes: Sequence[Any]
 ) -> dict[str, Any]:
-    """Accuracy, macro F1, Cohen's kappa, ROC AUC, log loss, Brier score and confusion matrix.
+    """Accuracy, macro precision/recall/F1, per-class precision/recall/F1/support, Cohen's
+    kappa, ROC AUC, log loss, Brier score and the confusion matrix.
 
     ``proba`` columns follow ``classes``. ROC AUC is one-vs-rest macro for multiclass and is
     ``None`` when the holdout lacks a class. The Brier score is the multiclass form (mean
@@ -25,6 +26,10 @@ def classification_metrics(
     >>> m = classification_metrics([0, 1, 1, 0], proba, [0, 1])
     >>> round(m["accuracy"], 2), round(m["roc_auc"], 2), m["confusion_matrix"]
     (0.75, 1.0, [[2, 0], [1, 1]])
+    >>> m["per_class"][1]
+    {'class': 1, 'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
+    >>> round(m["precision_macro"], 4), round(m["recall_macro"], 4)
+    (0.8333, 0.75)
     """
     classes = list(classes)
     index = {str(c): i for i, c in enumerate(classes)}
@@ -41,17 +46,34 @@ def classification_metrics(
         roc_auc = float(skm.roc_auc_score(y_idx, proba[:, 1]))
     else:
         roc_auc = float(skm.roc_auc_score(y_idx, proba, multi_class="ovr", average="macro"))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_idx, pred_idx, labels=labels, zero_division=0.0
+    )
+    plain = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    per_class = [
+        {
+            "class": plain[i],
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i in labels
+    ]
     brier = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
     if len(classes) == 2:
         brier /= 2.0
     return {
         "n": len(y_idx),
         "accuracy": float(skm.accuracy_score(y_idx, pred_idx)),
+        "precision_macro": float(np.mean(precision)),
+        "recall_macro": float(np.mean(recall)),
         "f1_macro": float(skm.f1_score(y_idx, pred_idx, average="macro", labels=labels)),
         "cohen_kappa": float(skm.cohen_kappa_score(y_idx, pred_idx, labels=labels)),
         "roc_auc": roc_auc,
         "log_loss": float(skm.log_loss(y_idx, np.clip(proba, 1e-15, 1.0), labels=labels)),
         "brier": brier,
         "confusion_matrix": skm.confusion_matrix(y_idx, pred_idx, labels=labels).tolist(),
-        "classes": [c.item() if isinstance(c, np.generic) else c for c in classes],
+        "per_class": per_class,
+        "classes": plain,
     }

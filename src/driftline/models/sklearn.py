@@ -158,21 +158,9 @@ class CompiledPreprocessor:
             position += width
         return out
 
-    def transform_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.transform_records(
-            [
-                {str(c): (None if _missing(v) else v) for c, v in row.items()}
-                for row in frame.to_dict("records")
-            ]
-        )
-
 
 def _number(value: Any) -> float:
     return np.nan if value is None else float(value)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _encoder_widths(encoder: OneHotEncoder) -> list[int]:

@@ -45,6 +45,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
+def _times(bodies: Sequence[dict[str, Any]]) -> list[datetime | None]:
+    """Report times as (naive, UTC) datetimes: Plotly then draws a date axis and picks a few
+    readable ticks, where text labels would be one overlapping label per report."""
+    return [
+        datetime.fromtimestamp(b["ts"], tz=UTC).replace(tzinfo=None)
+        if b.get("ts") is not None
+        else None
+        for b in bodies
+    ]
+
+
+def _time_axis(fig: go.Figure) -> None:
+    fig.update_xaxes(type="date", nticks=8, title_text="time (UTC)", tickformat="%b %d %H:%M")
+
+
 def _badge(severity: str | None) -> str:
     text = severity or "-"
     color = COLORS.get(text, "#455a64")
@@ -116,7 +131,7 @@ def _drift_over_time(history: Sequence[dict[str, Any]]) -> go.Figure | None:
         for f in (body.get("data_drift") or {}).get("features", []):
             if f["feature"] not in features:
                 features.append(f["feature"])
-    times = [_ts(b.get("ts")) for b in ordered]
+    times = _times(ordered)
     z: list[list[float | None]] = []
     text: list[list[str]] = []
     for name in features:
@@ -149,10 +164,11 @@ def _drift_over_time(history: Sequence[dict[str, Any]]) -> go.Figure | None:
     )
     fig.update_layout(
         title="Drift over time (effect size per feature)",
-        height=120 + 28 * len(features),
+        height=160 + 28 * len(features),
         template="plotly_white",
         margin={"t": 50},
     )
+    _time_axis(fig)
     return fig
 
 
@@ -161,7 +177,7 @@ def _accuracy_over_time(history: Sequence[dict[str, Any]]) -> go.Figure | None:
     points = [(b, (b.get("performance") or {})) for b in ordered]
     if not any(p.get("estimated") or p.get("realized") for _, p in points):
         return None
-    times = [_ts(b.get("ts")) for b, _ in points]
+    times = _times([b for b, _ in points])
 
     def series(kind: str, key: str) -> list[float | None]:
         return [((p.get(kind) or {}).get(key)) for _, p in points]
@@ -219,6 +235,7 @@ def _accuracy_over_time(history: Sequence[dict[str, Any]]) -> go.Figure | None:
         template="plotly_white",
         height=380,
     )
+    _time_axis(fig)
     return fig
 
 

@@ -319,26 +319,6 @@ class WindowRecorder:
         with self._lock:
             self._state(now, version, "champion").rejected += n
 
-    def observe_shadow(
-        self,
-        version: int,
-        agree: bool | None,
-        latency_ms: float,
-        *,
-        error: bool = False,
-        now: float | None = None,
-    ) -> None:
-        now = time.time() if now is None else now
-        with self._lock:
-            state = self._state(now, version, "shadow")
-            state.requests += 1
-            state.latency[_latency_bin(latency_ms)] += 1
-            if error:
-                state.errors += 1
-            if agree is not None:
-                state.compared += 1
-                state.agree += int(agree)
-
     # --- flushing --------------------------------------------------------------------------------
 
     def drain(self, *, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
@@ -365,7 +345,7 @@ class WindowRecorder:
                             "model_version": version,
                             "variant": variant,
                             "n_rows": max(state.n_rows, state.requests),
-                            "payload": state.to_payload(),
+                            "payload": {**state.to_payload(), "seconds": self.bucket_seconds},
                             "updated_ts": now,
                         }
                     )

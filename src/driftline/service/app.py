@@ -32,6 +32,7 @@ from driftline.service.routes import (
     predictions,
     reports,
     rollout,
+    summary,
     ws,
 )
 from driftline.service.runtime import ServingRuntime
@@ -118,7 +119,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
-    routers = (predict, labels, health, predictions, models, reports, rollout, audit, ws)
+    routers = (predict, labels, health, predictions, models, reports, rollout, audit, summary, ws)
     for module in (*routers, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)

@@ -20,7 +20,7 @@ from driftline.alerts.config import AlertsConfig, load_alerts_config
 from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
 from driftline.errors import OverloadedError, PredictionError
-from driftline.logs import current_request_id
+from driftline.logs import current_request_id, new_request_id
 from driftline.loop.controller import ACTIVE_STAGES, STAGE_CODE, RolloutController, read_rollout
 from driftline.loop.rollout import canary_routes
 from driftline.models.base import Predictions
@@ -45,13 +45,9 @@ from driftline.store import (
     record_handlers,
 )
 
-__all__ = ["ServingRuntime", "new_request_id", "predict_and_log", "validate_records"]
+__all__ = ["ServingRuntime", "predict_and_log", "validate_records"]
 
 log = logging.getLogger(__name__)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 class ServingRuntime:

@@ -122,11 +122,14 @@ class PredictionItem(BaseModel):
     variant: str
     source: str
     features: dict[str, Any]
-    prediction: str
+    prediction: Any = Field(
+        description="The predicted class, as /predict answers it (text for a version this "
+        "worker has not loaded)."
+    )
     probabilities: dict[str, float]
     confidence: float
     latency_ms: float
-    label: str | None
+    label: Any = Field(description="The true class once a label arrived, else null.")
     label_ts: float | None
 
 
@@ -179,3 +182,55 @@ class AliasMoveResponse(BaseModel):
     alias: str
     from_version: int | None
     to_version: int | None
+
+
+class LatencySummary(BaseModel):
+    p50: float | None = Field(description="Median latency (ms), from the bucket histograms.")
+    p95: float | None
+    p99: float | None
+
+
+class PredictedClasses(BaseModel):
+    total: int
+    counts: dict[str, int]
+    shares: dict[str, float]
+
+
+class TrafficSummary(BaseModel):
+    requests: int
+    errors: int
+    rejected: int
+    error_rate: float | None
+    requests_per_second: float | None
+    latency_ms: LatencySummary
+    predictions: PredictedClasses
+
+
+class DriftSummary(BaseModel):
+    status: str | None = Field(description="Status of the latest monitor report.")
+    report_id: int | None
+    report_ts: float | None = None
+    data_drift: str | None = None
+    drifted_features: list[str] = Field(default_factory=list)
+    prediction_drift: str | None = None
+    quality: str | None = None
+    concept_drift: str | None = None
+
+
+class AccuracySummary(BaseModel):
+    reference: float | None = None
+    estimated: float | None = None
+    estimated_lower: float | None = None
+    estimated_upper: float | None = None
+    realized: float | None = None
+    realized_n: int | None = None
+
+
+class MetricsSummary(BaseModel):
+    ts: float
+    window_seconds: float
+    model_name: str
+    model_version: int | None
+    traffic: TrafficSummary
+    drift: DriftSummary
+    accuracy: AccuracySummary

@@ -8,16 +8,17 @@ For every batch, in this order:
    dead-letter stream with their errors and are acked (they would fail again);
 3. predict the valid ones in one model call, profile them into the live window buckets the
    monitor reads (as the HTTP path does) and call the batch listeners;
-4. make the prediction rows durable (``StoreWriter.write_now``: the store, or the fsync'd
-   spill log while it is down);
-5. publish them to the output stream;
+4. make the label rows (events with a ``label`` and no ``features``) and the prediction rows
+   durable (``StoreWriter.write_now``: the store, or the fsync'd spill log while it is down);
+5. publish the predictions to the output stream;
 6. ack them.
 
 A crash anywhere before 6 leaves the events pending; they are delivered again and predicted
-again under the same request id (the event's ``request_id`` field, else
-``<input stream>:<event id>``). The store's inserts are idempotent by request id, so it keeps
-one row per event; the output stream may carry a second entry (at-least-once); listeners and
-counters (and profiles) may see a redelivered event twice.
+again under the same request id (the event's ``request_id`` field, else the source's
+:meth:`~driftline.streams.source.StreamSource.request_id`: ``<input stream>:<event id>`` for
+Redis, ``<topic>/<partition>/<offset>`` for Kafka). The store's inserts are idempotent by
+request id, so it keeps one row per event; the output stream may carry a second entry
+(at-least-once); listeners and counters (and profiles) may see a redelivered event twice.
 
 Monitoring: with a :class:`~driftline.monitoring.window.WindowRecorder`, every model call is
 profiled, latencies, model errors and schema violations are counted, and the buckets are
@@ -40,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from driftline import tracing
 from driftline.errors import ConfigurationError, StoreUnavailableError
@@ -53,19 +54,18 @@ from driftline.service.batcher import BatchListener
 from driftline.service.metrics import LATENCY_BUCKETS, ServiceMetrics
 from driftline.store.writer import StoreWriter
 from driftline.streams.source import (
-    MAX_REQUEST_ID_LENGTH,
     StreamError,
     StreamEvent,
     StreamSource,
     decode_event,
+    decode_label,
+    is_label_event,
 )
 
 __all__ = ["ConsumerStats", "StreamConsumer", "StreamMetrics"]
 
 log = logging.getLogger(__name__)
 
-#: The longest id Redis gives an entry: two unsigned 64-bit integers and a dash.
-_LONGEST_EVENT_ID = 41
 ENDPOINT = "stream"
 
 
@@ -76,6 +76,8 @@ class ConsumerStats:
     events: int = 0
     """Events acked: predicted, dead-lettered, or trimmed from the stream before we got them."""
     predicted: int = 0
+    labels: int = 0
+    """Label events written to the store."""
     dead_lettered: int = 0
     claimed: int = 0
     """Events taken over from consumers that left them pending too long."""
@@ -96,7 +98,7 @@ class StreamMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
             "driftline_stream_events_total",
-            "Stream events acked, by outcome (predicted, dead_letter, trimmed).",
+            "Stream events acked, by outcome (predicted, label, dead_letter, trimmed).",
             ["outcome"],
             registry=registry,
         )
@@ -109,6 +111,12 @@ class StreamMetrics:
             "driftline_stream_batch_failures_total",
             "Stream batches abandoned for redelivery, by reason (stream, store).",
             ["reason"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "driftline_stream_lag_events",
+            "Events of a stream partition this consumer owns that the group has not acked yet.",
+            ["stream", "partition"],
             registry=registry,
         )
         self.batch_duration = Histogram(
@@ -171,6 +179,8 @@ class StreamConsumer:
         How often the champion alias is checked.
     claim_every_seconds
         How often to look for stale entries of dead consumers.
+    lag_every_seconds
+        How often the source's lag per partition is exported (``driftline_stream_lag_events``).
     model_name
         Written into every prediction row.
     compiled_preprocessing
@@ -193,6 +203,7 @@ class StreamConsumer:
         block_ms: int = 1_000,
         reload_poll_seconds: float = 5.0,
         claim_every_seconds: float = 1.0,
+        lag_every_seconds: float = 1.0,
         model_name: str = "driftline",
         compiled_preprocessing: bool = True,
         retry_seconds: float = 1.0,
@@ -207,12 +218,8 @@ class StreamConsumer:
             raise ConfigurationError(f"claim_every_seconds must be > 0, got {claim_every_seconds}")
         if flush_seconds <= 0:
             raise ConfigurationError(f"flush_seconds must be > 0, got {flush_seconds}")
-        if len(source.name) + 1 + _LONGEST_EVENT_ID > MAX_REQUEST_ID_LENGTH:
-            raise ConfigurationError(
-                f"input stream name must have at most "
-                f"{MAX_REQUEST_ID_LENGTH - 1 - _LONGEST_EVENT_ID} characters (it prefixes "
-                f"request ids), got {len(source.name)}"
-            )
+        if lag_every_seconds <= 0:
+            raise ConfigurationError(f"lag_every_seconds must be > 0, got {lag_every_seconds}")
         self.source = source
         self.registry = registry
         self.writer = writer
@@ -225,6 +232,7 @@ class StreamConsumer:
         self.block_ms = block_ms
         self.reload_poll_seconds = reload_poll_seconds
         self.claim_every_seconds = claim_every_seconds
+        self.lag_every_seconds = lag_every_seconds
         self.model_name = model_name
         self.compiled_preprocessing = compiled_preprocessing
         self.retry_seconds = retry_seconds
@@ -235,6 +243,8 @@ class StreamConsumer:
         self._stop = threading.Event()
         self._next_poll = 0.0
         self._next_claim = 0.0
+        self._next_lag = 0.0
+        self._lag_series: set[tuple[str, str]] = set()
         self._next_flush = time.monotonic() + flush_seconds
 
     @classmethod
@@ -290,7 +300,10 @@ class StreamConsumer:
                 if target is not None:
                     limit = min(limit, target - self.stats.events)
                 self.step(limit)
-                if time.monotonic() >= self._next_flush:
+                now = time.monotonic()
+                if now >= self._next_lag:
+                    self.export_lag()
+                if now >= self._next_flush:
                     self.flush_profiles()
         finally:
             self.flush_profiles(everything=True)
@@ -312,6 +325,23 @@ class StreamConsumer:
                 log.error("could not write %d profile bucket(s): %s", len(rows), exc)
                 return 0
         return len(rows)
+
+    def export_lag(self) -> dict[tuple[str, int], int]:
+        """Set ``driftline_stream_lag_events`` from the source (best effort); returns the lag
+        per ``(stream, partition)``. Partitions this consumer no longer owns are dropped."""
+        self._next_lag = time.monotonic() + self.lag_every_seconds
+        try:
+            lag = self.source.lag()
+        except StreamError as exc:
+            log.warning("could not read the stream lag: %s", exc)
+            return {}
+        series = {(stream, str(partition)): value for (stream, partition), value in lag.items()}
+        for key in self._lag_series - series.keys():
+            self.stream_metrics.lag.remove(*key)
+        for (stream, partition), value in series.items():
+            self.stream_metrics.lag.labels(stream=stream, partition=partition).set(value)
+        self._lag_series = set(series)
+        return lag
 
     def step(self, limit: int | None = None) -> int:
         """Take and handle one batch of at most ``limit`` events; returns the events acked.
@@ -336,7 +366,7 @@ class StreamConsumer:
             self._stop.wait(self.retry_seconds)
             try:
                 self.source.rewind()
-            except StreamError:  # pragma: no cover - rewinding is local for Redis
+            except StreamError:  # pragma: no cover - rewinding is local for Redis and Kafka
                 log.exception("rewind failed")
             return 0
 
@@ -413,8 +443,16 @@ class StreamConsumer:
         trimmed = [e.id for e in events if not e.fields]
         rejected: list[tuple[StreamEvent, str, list[dict[str, Any]]]] = []
         accepted: list[tuple[StreamEvent, str, dict[str, Any]]] = []
+        labels: list[tuple[StreamEvent, dict[str, Any]]] = []
         for event in events:
             if not event.fields:
+                continue
+            if is_label_event(event):
+                label, errors = decode_label(event)
+                if label is None:
+                    rejected.append((event, "malformed", errors))
+                else:
+                    labels.append((event, {**label, "ts": time.time()}))
                 continue
             features, request_id, errors = decode_event(event)
             if errors:
@@ -424,7 +462,7 @@ class StreamConsumer:
             if problems or record is None:
                 rejected.append((event, "validation", problems))
                 continue
-            accepted.append((event, request_id or f"{self.source.name}:{event.id}", record))
+            accepted.append((event, request_id or self.source.request_id(event), record))
 
         outcomes = self._predict(bundle, [record for _, _, record in accepted])
         now = time.time()
@@ -469,14 +507,23 @@ class StreamConsumer:
                 if failed:
                     self.recorder.observe_requests(version, (), errors=failed)
 
+        if labels:
+            label_rows = [row for _, row in labels]
+            durable = self.writer.write_now("label", label_rows)
+            self.metrics.labels.labels(durable=durable).inc(len(label_rows))
         if rows:
             durable = self.writer.write_now("prediction", rows)
             if durable == "spill":
                 self.stats.spilled += len(rows)
             self.source.publish([_output_entry(e, row, durable) for e, row in predicted])
-            self.source.ack([e.id for e, _ in predicted])
-            self.stats.events += len(rows)
+        if rows or labels:
+            self.source.ack([e.id for e, _ in predicted] + [e.id for e, _ in labels])
+            self.stats.events += len(rows) + len(labels)
             self.stats.predicted += len(rows)
+            self.stats.labels += len(labels)
+            if labels:
+                self.stream_metrics.events.labels(outcome="label").inc(len(labels))
+        if rows:
             self._count_predictions(rows, elapsed)
             if self.recorder is not None:
                 self.recorder.observe_requests(version, [elapsed * 1000.0] * len(rows))

@@ -27,11 +27,19 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, ResponseError
 
-from driftline.streams.source import StreamError, StreamEvent, encode_event
+from driftline.streams.source import (
+    StreamError,
+    StreamEvent,
+    check_request_id_room,
+    encode_event,
+)
 
 __all__ = ["RedisStreamSource", "dead_letter_key", "produce"]
 
 log = logging.getLogger(__name__)
+
+#: The longest id Redis gives an entry: two unsigned 64-bit integers and a dash.
+_LONGEST_ENTRY_ID = 41
 
 
 def dead_letter_key(stream: str) -> str:
@@ -110,6 +118,7 @@ class RedisStreamSource:
             raise ValueError(f"maxlen must be >= 1, got {maxlen}")
         if start_id not in ("0", "$"):
             raise ValueError(f"start_id must be '0' or '$', got {start_id!r}")
+        check_request_id_room(stream, 1 + _LONGEST_ENTRY_ID, "input stream")
         self.url = url
         self.stream = stream
         self.group = group
@@ -147,6 +156,24 @@ class RedisStreamSource:
     @property
     def consumer(self) -> str:
         return self._consumer
+
+    def request_id(self, event: StreamEvent) -> str:
+        """``<stream>:<entry id>``."""
+        return f"{self.stream}:{event.id}"
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Entries of the stream the group has not acked: never delivered (``lag`` of
+        ``XINFO GROUPS``) plus delivered and pending; one partition, 0."""
+        try:
+            groups = self._client.xinfo_groups(self.stream)
+        except RedisError as exc:
+            raise StreamError(f"XINFO GROUPS on {self.stream!r} failed: {exc}") from exc
+        for group in groups:
+            if group.get("name") == self.group:
+                if group.get("lag") is None:  # Redis cannot tell (entries were deleted)
+                    return {}
+                return {(self.stream, 0): int(group["lag"]) + int(group.get("pending") or 0)}
+        return {}
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless it exists."""

@@ -4,15 +4,17 @@ A :class:`StreamSource` is one member of a consumer group on one input stream. T
 calls it in this order for each batch: :meth:`~StreamSource.claim_stale` or
 :meth:`~StreamSource.read`, then :meth:`~StreamSource.dead_letter` and
 :meth:`~StreamSource.publish`, then :meth:`~StreamSource.ack`. Anything read and not acked
-stays pending in the broker and is delivered again (to this consumer after a restart under the
-same name, or to another one once it has been idle long enough): delivery is at-least-once.
+stays pending in the broker and is delivered again (to this consumer after a restart, or to
+another one once the broker gives its share away): delivery is at-least-once.
 
-Redis Streams implement it (:class:`~driftline.streams.redis_source.RedisStreamSource`). A
-Kafka source could too (a batch is a poll, ack a commit of offsets, claiming what the group
-rebalance does), but none ships: no broker can run where driftline is tested.
+Two brokers implement it: Redis Streams
+(:class:`~driftline.streams.redis_source.RedisStreamSource`: claiming is ``XAUTOCLAIM``, ack is
+``XACK``) and Kafka (:class:`~driftline.streams.kafka_source.KafkaSource`: a batch is a poll,
+ack a commit of offsets, claiming is what the group rebalance does).
 
 An event carries a field ``features`` holding JSON (an object keyed by feature name, or a list
-in schema order) and, optionally, ``request_id``:
+in schema order) and, optionally, ``request_id``. An event with a ``label`` field and no
+``features`` is a label for an earlier prediction (``request_id`` required):
 
 >>> fields = encode_event({"age": 35, "income": float("nan")}, request_id="flow-42")
 >>> fields
@@ -21,6 +23,11 @@ in schema order) and, optionally, ``request_id``:
 ({'age': 35, 'income': None}, 'flow-42', [])
 >>> decode_event(StreamEvent("2-0", {"features": "{oops"}))[2][0]["type"]
 'value_error.json'
+>>> label = StreamEvent("3-0", {"request_id": "flow-42", "label": "1.0"})
+>>> is_label_event(label), decode_label(label)
+(True, ({'request_id': 'flow-42', 'label': '1'}, []))
+>>> decode_label(StreamEvent("4-0", {"label": "1"}))[1][0]["loc"]
+['request_id']
 """
 
 from __future__ import annotations
@@ -31,15 +38,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigurationError, DriftlineError
+from driftline.schema import label_text
 
 __all__ = [
     "MAX_REQUEST_ID_LENGTH",
     "StreamError",
     "StreamEvent",
     "StreamSource",
+    "check_request_id_room",
     "decode_event",
+    "decode_label",
     "encode_event",
+    "is_label_event",
 ]
 
 #: Longest request id the store keeps (the HTTP API refuses longer ones too).
@@ -48,6 +59,25 @@ MAX_REQUEST_ID_LENGTH = 128
 
 class StreamError(DriftlineError):
     """The stream broker failed an operation (unreachable, refused a command)."""
+
+
+def check_request_id_room(name: str, longest_suffix: int, what: str) -> None:
+    """Refuse an input stream name too long to prefix default request ids.
+
+    ``longest_suffix`` is the most characters a source appends to the name (separators and
+    the longest event id it can produce).
+
+    >>> check_request_id_room("x" * 90, 42, "input stream")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigurationError: input stream name must have at most 86 characters ...
+    """
+    room = MAX_REQUEST_ID_LENGTH - longest_suffix
+    if len(name) > room:
+        raise ConfigurationError(
+            f"{what} name must have at most {room} characters (it prefixes request ids), "
+            f"got {len(name)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,21 @@ class StreamSource(Protocol):
         """This consumer's name in the group."""
         ...
 
+    def request_id(self, event: StreamEvent) -> str:
+        """The request id of an event that carries none (unique in the broker, the same on
+        every delivery, so the store's idempotent insert absorbs redeliveries)."""
+        ...
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Events not yet acked by the group, per ``(stream, partition)`` this consumer owns
+        (a stream without partitions is partition 0); empty when unknown."""
+        ...
+
+    def ensure_group(self) -> None:
+        """Join (or create) the consumer group; :class:`StreamError` when the broker is
+        unreachable. :meth:`read` calls it when needed."""
+        ...
+
     def read(self, count: int, block_ms: int) -> list[StreamEvent]:
         """At most ``count`` events for this consumer, waiting up to ``block_ms`` when none is
         ready. Events this consumer read earlier and never acked (say, before a crash under the
@@ -84,7 +129,8 @@ class StreamSource(Protocol):
 
     def claim_stale(self, count: int) -> list[StreamEvent]:
         """Take over at most ``count`` events that another consumer read but has not acked for
-        longer than the claim idle time (it died or hangs); they become this consumer's."""
+        longer than the claim idle time (it died or hangs); they become this consumer's.
+        Brokers that reassign a dead consumer's share themselves return nothing."""
         ...
 
     def rewind(self) -> None:
@@ -93,7 +139,8 @@ class StreamSource(Protocol):
         ...
 
     def ack(self, ids: Sequence[str]) -> None:
-        """Mark events done for the group: they are never delivered again."""
+        """Mark events done for the group: they are never delivered again (a broker that
+        commits positions commits only up to the first event not yet acked)."""
         ...
 
     def publish(self, entries: Sequence[Mapping[str, str]]) -> None:
@@ -134,6 +181,40 @@ def encode_event(
 
 def _error(loc: tuple[str, ...], msg: str, type_: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "type": type_}
+
+
+def is_label_event(event: StreamEvent) -> bool:
+    """``True`` for a label event: a ``label`` field and no ``features``."""
+    return "label" in event.fields and "features" not in event.fields
+
+
+def decode_label(event: StreamEvent) -> tuple[dict[str, str] | None, list[dict[str, Any]]]:
+    """``(row, errors)`` of a label event: the row ``{request_id, label}`` the store takes
+    (the label in its canonical text), or the errors that make it unusable, checked as
+    ``POST /labels`` checks a label. A label that reads as a JSON number or boolean is one
+    (``"1.0"`` is the class ``1``), as in a JSON body."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from driftline.service.schemas import LabelIn
+
+    body: dict[str, Any] = {
+        k: event.fields[k] for k in ("request_id", "label") if k in event.fields
+    }
+    if "label" in body:  # stream fields are text: "1", "1.0" and "true" mean what JSON means
+        try:
+            scalar = json.loads(body["label"])
+        except ValueError:
+            pass
+        else:
+            if isinstance(scalar, int | float) and not isinstance(scalar, str):
+                body["label"] = scalar
+    try:
+        item = LabelIn.model_validate(body)
+    except PydanticValidationError as exc:
+        return None, [
+            _error(tuple(str(part) for part in e["loc"]), e["msg"], e["type"]) for e in exc.errors()
+        ]
+    return {"request_id": item.request_id, "label": label_text(item.label)}, []
 
 
 def decode_event(event: StreamEvent) -> tuple[Any, str | None, list[dict[str, Any]]]:

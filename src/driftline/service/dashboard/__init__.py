@@ -227,14 +227,19 @@ def traffic_state(
     buckets: Iterable[queries.BucketRow], *, bucket_seconds: float, now: float
 ) -> dict[str, Any]:
     """Requests per second, error rate and latency quantiles of every closed bucket (summed
-    over workers, versions and the variants that answer; shadow traffic answers nobody)."""
-    requests: dict[float, int] = {}
-    errors: dict[float, int] = {}
-    latency: dict[float, list[int]] = {}
+    over workers, versions and the variants that answer; shadow traffic answers nobody).
+
+    Each bucket's own width counts (``payload["seconds"]``; ``bucket_seconds`` for buckets
+    written before it was stored): a home that ran the demo's 5-second buckets and then a
+    server's 60-second ones charts the right rate for both."""
+    requests: dict[tuple[float, float], int] = {}
+    errors: dict[tuple[float, float], int] = {}
+    latency: dict[tuple[float, float], list[int]] = {}
     for row in buckets:
-        if row.variant == "shadow" or row.bucket_start + bucket_seconds > now:
+        width = float(row.payload.get("seconds") or bucket_seconds)
+        if row.variant == "shadow" or row.bucket_start + width > now:
             continue  # the open bucket is still filling up: the live feed covers it
-        start, payload = row.bucket_start, row.payload
+        start, payload = (row.bucket_start, width), row.payload
         requests[start] = requests.get(start, 0) + int(payload.get("requests", 0))
         errors[start] = errors.get(start, 0) + int(payload.get("errors", 0))
         counts = [int(c) for c in payload.get("latency", [])]
@@ -247,8 +252,9 @@ def traffic_state(
     starts = sorted(requests)
     return {
         "bucket_seconds": bucket_seconds,
-        "ts": [start + bucket_seconds / 2 for start in starts],
-        "rps": [requests[start] / bucket_seconds for start in starts],
+        "ts": [start + width / 2 for start, width in starts],
+        "width_seconds": [width for _, width in starts],
+        "rps": [requests[(start, width)] / width for start, width in starts],
         "error_rate": [
             errors[start] / requests[start] if requests[start] else 0.0 for start in starts
         ],

@@ -536,7 +536,7 @@
     const traces = [
       {
         type: "bar", name: "per minute", x: hist.ts.map(toDate), y: hist.rps,
-        width: hist.ts.map(() => (hist.bucket_seconds || 60) * 1000 * 0.9),
+        width: hist.ts.map((_, i) => ((hist.width_seconds || [])[i] || hist.bucket_seconds || 60) * 1000 * 0.9),
         marker: { color: "rgba(88,166,255,0.35)", line: { color: C.accent, width: 1 } },
         hovertemplate: "%{x|%H:%M}<br>%{y:.2f} req/s<extra>per minute</extra>",
       },

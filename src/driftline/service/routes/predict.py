@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from driftline.errors import ValidationError
-from driftline.logs import adopt_request_id
+from driftline.logs import adopt_request_id, new_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep
-from driftline.service.runtime import new_request_id, predict_and_log, validate_records
+from driftline.service.runtime import predict_and_log, validate_records
 from driftline.service.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query
 
-from driftline.errors import ValidationError
-from driftline.service.deps import SessionDep, require_read
+from driftline.durations import parse_duration
+from driftline.errors import ConfigurationError, ValidationError
+from driftline.schema import label_text
+from driftline.service.deps import RuntimeDep, SessionDep, require_read
 from driftline.service.schemas import PredictionsPage
 from driftline.store import queries
 
 router = APIRouter(tags=["predictions"], dependencies=[Depends(require_read)])
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``2d``.
-
-    >>> parse_duration("6h"), parse_duration("90s")
-    (21600.0, 90.0)
-    """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 6h, 2d, 1w)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
 
 @router.get("/predictions", response_model=PredictionsPage)
 def list_predictions(
     session: SessionDep,
+    runtime: RuntimeDep,
     window: Annotated[
         str | None, Query(description="Only the last duration, e.g. 15m, 6h, 2d.")
     ] = None,
@@ -49,8 +37,8 @@ def list_predictions(
     start_ts = start.timestamp() if start is not None else None
     if window is not None:
         try:
-            start_ts = time.time() - parse_duration(window)
-        except ValueError as exc:
+            start_ts = time.time() - parse_duration(window, "window")
+        except ConfigurationError as exc:
             raise ValidationError(
                 [{"loc": ["query", "window"], "msg": str(exc), "type": "value_error"}]
             ) from exc
@@ -64,8 +52,26 @@ def list_predictions(
         offset=offset,
     )
     next_offset = offset + limit if offset + limit < page.total else None
+    # Predictions and labels are stored as text; answer with the model's own class values, as
+    # /predict does (0, not "0"), for every version this worker has loaded.
+    values = {
+        label_text(c): c.item() if isinstance(c, np.generic) else c
+        for bundle in (runtime.champion, runtime.challenger)
+        if bundle is not None
+        for c in bundle.classes
+    }
+    items = [
+        {
+            **item,
+            "prediction": values.get(item["prediction"], item["prediction"]),
+            "label": values.get(item["label"], item["label"])
+            if item["label"] is not None
+            else None,
+        }
+        for item in page.items
+    ]
     return {
-        "items": page.items,
+        "items": items,
         "total": page.total,
         "limit": limit,
         "offset": offset,
