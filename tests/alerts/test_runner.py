@@ -295,3 +295,37 @@ def test_predictions_stopped_fires_once_survives_a_restart_and_not_on_a_fresh_st
         clock.t += 30
         other.run()
     assert receivers.sent()["webhook", "FIRING"] == 1
+
+
+def test_a_confidence_hovering_at_its_threshold_is_one_episode(
+    store: Store, receivers: Receivers
+) -> None:
+    """Mean confidence 0.62 for two minutes, then 0.68 for two, for an hour, then 0.9: one
+    FIRING (after the 30-minute `for`), one RESOLVED (15 minutes above 0.7)."""
+    clock = Clock(T0)
+    metrics = serving()
+    runner = AlertRunner(
+        store=store, metrics=metrics, config=config(receivers), model_name="m", clock=clock
+    )
+    for i in range(120):
+        low = (i // 4) % 2 == 0
+        for _ in range(30):
+            metrics.confidence.observe(0.62 if low else 0.68)
+        clock.t += 30
+        runner.run()
+    assert (receivers.sent()["webhook", "FIRING"], receivers.sent()["webhook", "RESOLVED"]) == (
+        1,
+        0,
+    )
+    for _ in range(60):
+        for _ in range(30):
+            metrics.confidence.observe(0.9)
+        clock.t += 30
+        runner.run()
+    assert (receivers.sent()["webhook", "FIRING"], receivers.sent()["webhook", "RESOLVED"]) == (
+        1,
+        1,
+    )
+    with store.sessions() as session:
+        episodes = queries.list_alerts(session=session, limit=100)
+    assert [(e.name, e.status) for e in episodes] == [("DriftlineLowConfidence", "resolved")]
