@@ -329,3 +329,31 @@ def test_a_confidence_hovering_at_its_threshold_is_one_episode(
     with store.sessions() as session:
         episodes = queries.list_alerts(session=session, limit=100)
     assert [(e.name, e.status) for e in episodes] == [("DriftlineLowConfidence", "resolved")]
+
+
+def test_an_upgrade_keeps_the_alerts_an_older_release_announced(
+    store: Store, receivers: Receivers
+) -> None:
+    """An older release stored only the manager's state; the new runner takes the alerts it
+    announced as firing instead of resolving them."""
+    from driftline.store.tables import StateEntry
+
+    clock = Clock(T0)
+    cfg = config(receivers, rules={"DriftlineFeatureDriftCritical": {"for": 0}})
+    metrics = serving()
+    runner = AlertRunner(store=store, metrics=metrics, config=cfg, model_name="m", clock=clock)
+    export_report(metrics, drift_report(T0))
+    run_until(runner, clock, T0 + 30)
+    assert receivers.sent()["webhook", "FIRING"] == 1
+    with store.sessions.begin() as session:  # what an older release left behind
+        session.delete(session.get(StateEntry, runner.engine_key))
+    metrics = serving()
+    runner = AlertRunner(store=store, metrics=metrics, config=cfg, model_name="m", clock=clock)
+    run_until(runner, clock, T0 + 120)  # no report exported yet
+    export_report(metrics, drift_report(T0 + 120))
+    run_until(runner, clock, T0 + 600)
+    assert receivers.sent() == Counter(
+        {("webhook", "FIRING"): 1, ("pagerduty", "FIRING"): 1, ("email", "FIRING"): 1}
+    )
+    engine, _ = runner.load()
+    assert len(engine.firing()) == 11
