@@ -2,11 +2,11 @@
 evaluated in-process, for the embedded default where no Prometheus runs.
 
 Each rule is a pure function of a :class:`~driftline.alerts.MetricSnapshot` of the service's
-metrics (the names in ``service/metrics.py``), so both paths read the same numbers. Two
-differences are inherent to evaluating one snapshot at a time:
+metrics (the names in ``service/metrics.py``), so both paths read the same numbers. How they
+differ from evaluating PromQL over a range:
 
-* **Rates compare with the previous snapshot** instead of a range vector: ``increase(x[5m])``
-  becomes ``x(now) - x(previous evaluation)`` (a counter that went down was reset, so its
+* **Rates compare with an earlier snapshot** instead of a range vector: ``increase(x[5m])``
+  becomes ``x(now) - x(previous)`` (a counter that went down was reset, so its
   increase is its current value; a series missing from the previous snapshot is new, so its
   increase is its whole value). On the first evaluation (no previous snapshot) the rate-based
   rules -- :data:`HIGH_ERROR_RATE`, :data:`HIGH_LATENCY_P99`, :data:`LOW_CONFIDENCE`,
@@ -16,8 +16,8 @@ differences are inherent to evaluating one snapshot at a time:
 * ``for`` **and** ``keep_firing_for`` are applied by :class:`~driftline.alerts.RuleEngine`,
   from each rule's ``for_seconds`` and ``keep_firing_for_seconds`` (defaults in
   :data:`DEFAULT_DURATIONS`, the ``for`` of each Prometheus rule). Threshold rules also have a
-  *resolve* threshold (hysteresis): past it, a firing alert keeps firing, a new one does not
-  start.
+  *resolve* threshold (hysteresis): between the two, a pending or firing alert keeps its
+  state and no new one starts (the Prometheus rules have ``keep_firing_for`` only).
 * **Missing data is not a recovery**: a rule that cannot judge (report gauges not exported
   yet, no earlier snapshot, fewer than ``min_requests`` requests in the window) returns
   "unknown", and its alerts keep their state.
