@@ -12,6 +12,7 @@ from driftline.cli import (
     anomaly,
     audit,
     batch,
+    db,
     demo,
     loop,
     models,
@@ -61,6 +62,7 @@ for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")
+app.add_typer(db.db_app, name="db")
 
 
 def main() -> None:
