@@ -14,6 +14,7 @@ from driftline.cli import (
     batch,
     db,
     demo,
+    loadtest,
     loop,
     models,
     monitor,
@@ -58,7 +59,7 @@ def _root(
     ctx.obj = State(settings)
 
 
-for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams):
+for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, loadtest):
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")

@@ -32,6 +32,7 @@ from driftline.service.routes import (
     predictions,
     reports,
     rollout,
+    schema,
     ws,
 )
 from driftline.service.runtime import ServingRuntime
@@ -112,7 +113,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
-    routers = (predict, labels, health, predictions, models, reports, rollout, audit, ws)
+    routers = (predict, labels, health, predictions, models, schema, reports, rollout, audit, ws)
     for module in (*routers, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
