@@ -158,7 +158,24 @@ def _dependency_view(target: Path) -> Path:
     return target
 
 
-def _run_shell(command: str, *, cwd: Path, env: dict[str, str], timeout: float) -> None:
+def _fresh_venv(prefix: Path, deps: Path) -> tuple[Path, Path]:
+    """A new venv (with pip) that sees ``deps``; returns its bin folder and site-packages."""
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(prefix)
+    bin_dir = prefix / "bin"
+    site = Path(
+        subprocess.run(
+            [bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+    )
+    (site / "driftline-test-deps.pth").write_text(f"{deps}\n")
+    return bin_dir, site
+
+
+def _run_shell(command: str, *, cwd: Path, env: dict[str, str], timeout: float) -> str:
     result = subprocess.run(
         ["sh", "-c", command],
         cwd=cwd,
@@ -169,6 +186,7 @@ def _run_shell(command: str, *, cwd: Path, env: dict[str, str], timeout: float) 
         check=False,
     )
     assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -206,27 +224,35 @@ def test_the_images_commands_build_install_and_serve(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("driftline-*.whl")
 
     # --- stage 2: a fresh venv stands for the image's Python; RUN the install ------------------
-    prefix = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, symlinks=True).create(prefix)
-    bin_dir = prefix / "bin"
-    site = Path(
-        subprocess.run(
-            [bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
+    deps = _dependency_view(tmp_path / "deps")
+    installs = [run for run in runtime.values("RUN") if "pip install" in run]
+    assert len(installs) == 1
+    # with extras chosen by the build argument (in a venv of its own, on a copy of the wheel)
+    extras_wheels = tmp_path / "wheels-extras"
+    shutil.copytree(wheels, extras_wheels)
+    extras_bin, _ = _fresh_venv(tmp_path / "venv-extras", deps)
+    extras_env = _clean_env(
+        **{
+            **runtime.args(),
+            **final_env(),
+            "WHEEL_DIR": str(extras_wheels),
+            "PIP_NO_INDEX": "1",
+            "EXTRAS": "imbalanced,tracing",
+        }
     )
-    (site / "driftline-test-deps.pth").write_text(f"{_dependency_view(tmp_path / 'deps')}\n")
+    extras_env["PATH"] = str(extras_bin) + os.pathsep + extras_env["PATH"]
+    output = _run_shell(installs[0], cwd=tmp_path, env=extras_env, timeout=240)
+    for requirement in ("imbalanced-learn", "opentelemetry-sdk"):  # the extras were resolved
+        assert f"Requirement already satisfied: {requirement}" in output, output[-3000:]
+    # and as the image is built by default
+    bin_dir, site = _fresh_venv(tmp_path / "venv", deps)
     image_env = final_env()
     run_env = _clean_env(
         **{**runtime.args(), **image_env, "WHEEL_DIR": str(wheels), "PIP_NO_INDEX": "1"}
     )
     run_env["PATH"] = str(bin_dir) + os.pathsep + run_env["PATH"]
-    installs = [run for run in runtime.values("RUN") if "pip install" in run]
-    assert len(installs) == 1
-    _run_shell(installs[0], cwd=tmp_path, env=run_env, timeout=240)
+    output = _run_shell(installs[0], cwd=tmp_path, env=run_env, timeout=240)
+    assert "imbalanced-learn" not in output
     assert not wheel.exists()  # the RUN cleans up after itself
     where = subprocess.run(
         [bin_dir / "python", "-c", "import driftline; print(driftline.__file__)"],
