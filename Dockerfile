@@ -35,8 +35,12 @@ LABEL org.opencontainers.image.title="driftline" \
       org.opencontainers.image.description="Drift-aware ML serving and monitoring" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# OMP_NUM_THREADS=1: one OpenMP thread per process. scikit-learn's gradient boosting predicts
+# with OpenMP, which sizes itself to the host's cores, not the container's CPU share; under load
+# those threads wait on each other (benchmarks/loadtest_capacity.py). Scale with replicas.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    OMP_NUM_THREADS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DRIFTLINE_HOME=/var/lib/driftline \
     DRIFTLINE_PORT=8000 \

@@ -138,6 +138,7 @@ def test_shape_two_stages_non_root_volume_health_check_entry_point() -> None:
     assert command[:2] == ["driftline", "serve"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert runtime.values("EXPOSE") == [env["DRIFTLINE_PORT"]]
+    assert env["OMP_NUM_THREADS"] == "1"  # see the comment above ENV in the Dockerfile
     assert "NOT BUILT HERE" in DOCKERFILE.read_text()
 
 
