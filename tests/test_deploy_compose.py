@@ -352,3 +352,21 @@ def test_the_stacks_commands_run_against_postgres(pg_url: str, tmp_path: Path) -
         assert "leads the scheduler" in urls["scheduler"][2].read_text()
         assert "leads the scheduler" not in urls["api-1"][2].read_text()
     assert ROOT.is_dir()
+
+
+def test_the_stop_grace_period_covers_the_graceful_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compose sends SIGTERM, then SIGKILL after stop_grace_period: in between, uvicorn
+    finishes in-flight requests and the writer drains its queue (both timeouts from the code)."""
+    import inspect
+
+    from driftline.store import StoreWriter
+    from tests.test_deploy_kubernetes import _uvicorn_graceful_seconds
+
+    needed = _uvicorn_graceful_seconds(tmp_path, monkeypatch) + (
+        inspect.signature(StoreWriter.stop).parameters["timeout"].default
+    )
+    for name in ("api-1", "api-2", "scheduler"):
+        grace = compose()["services"][name]["stop_grace_period"]
+        assert grace.endswith("s") and float(grace[:-1]) >= needed, name
