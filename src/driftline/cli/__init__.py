@@ -14,7 +14,9 @@ from driftline.cli import (
     audit,
     batch,
     data,
+    db,
     demo,
+    loadtest,
     loop,
     models,
     monitor,
@@ -59,10 +61,11 @@ def _root(
     ctx.obj = State(settings)
 
 
-for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, data):
+for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, data, loadtest):
     _module.register_command(app)
 app.add_typer(anomaly.anomaly_app, name="anomaly")
 app.add_typer(anomaly.host_app, name="host")
+app.add_typer(db.db_app, name="db")
 
 
 def hoist_home(args: list[str]) -> list[str]:

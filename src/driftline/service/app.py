@@ -32,6 +32,7 @@ from driftline.service.routes import (
     predictions,
     reports,
     rollout,
+    schema,
     summary,
     ws,
 )
@@ -119,7 +120,19 @@ def create_app(
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
-    routers = (predict, labels, health, predictions, models, reports, rollout, audit, summary, ws)
+    routers = (
+        predict,
+        labels,
+        health,
+        predictions,
+        models,
+        schema,
+        reports,
+        rollout,
+        audit,
+        summary,
+        ws,
+    )
     for module in (*routers, dashboard):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
