@@ -14,7 +14,7 @@
 #
 # Tokens come from the environment at run time (never baked in): DRIFTLINE_ADMIN_TOKEN (at
 # least 16 characters), DRIFTLINE_LABELS_TOKEN, DRIFTLINE_READ_TOKEN. A server bound beyond
-# loopback refuses to start without them unless DRIFTLINE_ALLOW_OPEN=true says so explicitly.
+# loopback refuses to start without them unless DRIFTLINE_ALLOW_UNAUTHENTICATED=true says so explicitly.
 
 ARG PYTHON_VERSION=3.12
 
