@@ -7,7 +7,13 @@ gate and roll out a challenger when the model degrades.
 
 from __future__ import annotations
 
-from driftline.comparison import Comparison, compare, estimate_performance, profile
+from driftline.comparison import (
+    Comparison,
+    compare,
+    compare_datasets,
+    estimate_performance,
+    profile,
+)
 from driftline.config import Settings
 from driftline.errors import (
     ConfigurationError,
@@ -42,6 +48,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "compare",
+    "compare_datasets",
     "estimate_performance",
     "infer_schema",
     "profile",
