@@ -28,6 +28,7 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
+        _node_ip_address="127.0.0.1",  # every Ray process on loopback
         # The machine is shared: a small object store, spilled under the test's own folder.
         object_store_memory=300 * 1024 * 1024,
         _temp_dir=str(tmp_path_factory.mktemp("ray")),
