@@ -190,3 +190,52 @@ def test_two_replicas_share_the_store_follow_promotions_and_lose_nothing_acknowl
     finally:
         serve.shutdown()
         store.dispose()
+
+
+@pytest.mark.slow
+def test_cli_serve_engine_ray_serves_and_drains_on_sigterm(
+    ray_local: Any, settings: Settings, trained_bundle: ModelBundle
+) -> None:
+    """`driftline serve --engine ray` joins the running Ray (RAY_ADDRESS), serves, and on
+    SIGTERM deletes the app gracefully: every acknowledged prediction is stored."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    store = open_store(settings.database_url)
+    Registry.from_settings(settings, store).register(trained_bundle, actor="test")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,
+        "DRIFTLINE_HOME": str(settings.home),
+        "DRIFTLINE_FLUSH_INTERVAL_SECONDS": "0.5",
+    }
+    command = [sys.executable, "-m", "driftline", "serve", "--engine", "ray", "--port", str(port)]
+    with open(settings.home / "serve-ray.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*command, "--host", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, (settings.home / "serve-ray.log").read_text()
+            try:
+                return httpx.get(f"{url}/ready", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("driftline serve --engine ray", ready)
+        for i in range(25):
+            r = httpx.post(f"{url}/predict", json={"features": row(i)}, timeout=10)
+            assert r.status_code == 200, r.text
+        assert health(url)["model_version"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(PATIENCE)
+    assert code == 0, (settings.home / "serve-ray.log").read_text()
+    with store.sessions() as session:
+        assert queries.count_predictions(session=session) == 25
+    store.dispose()
