@@ -104,7 +104,11 @@ class Dataset:
         # several hundred MB of decoded rows at once for wide tables, for no gain in a
         # single-threaded count.
         scanner = self.arrow().scanner(
-            columns=list(columns), batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+            columns=list(columns),
+            batch_size=batch_rows,
+            batch_readahead=1,
+            fragment_readahead=1,
+            use_threads=False,
         )
         try:
             for batch in scanner.to_batches():
