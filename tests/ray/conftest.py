@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def ray_local() -> Iterator[Any]:
     """Ray started on this machine for the session (shut down at its end).
 
     Ray is in the ``dev`` extra: without it these tests skip locally and fail under ``CI``.
@@ -24,16 +26,19 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         ray.shutdown()
+    folder = tempfile.mkdtemp(prefix="dl-ray-")
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         _node_ip_address="127.0.0.1",  # every Ray process on loopback
-        # The machine is shared: a small object store, spilled under the test's own folder.
+        # The machine is shared: a small object store, in a folder of this session's own (a
+        # short path: Ray's Unix sockets live under it and their paths are limited to 107 bytes).
         object_store_memory=300 * 1024 * 1024,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        _temp_dir=folder,
     )
     try:
         yield ray
     finally:
         ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
