@@ -239,3 +239,30 @@ def test_cli_serve_engine_ray_serves_and_drains_on_sigterm(
     with store.sessions() as session:
         assert queries.count_predictions(session=session) == 25
     store.dispose()
+
+
+def test_replica_options_are_checked_and_become_serve_options() -> None:
+    from driftline.errors import ConfigurationError
+    from driftline.on_ray.serve import DEPLOYMENT_NAME, RayServeOptions
+
+    fixed = RayServeOptions(replicas=3, num_cpus=0.5).deployment_options()
+    assert fixed["num_replicas"] == 3 and "autoscaling_config" not in fixed
+    assert fixed["name"] == DEPLOYMENT_NAME
+    assert fixed["ray_actor_options"] == {"num_cpus": 0.5}
+    assert fixed["graceful_shutdown_timeout_s"] == 30.0
+    scaled = RayServeOptions(min_replicas=0, max_replicas=4, target_ongoing_requests=2)
+    assert scaled.deployment_options()["autoscaling_config"] == {
+        "min_replicas": 0,
+        "max_replicas": 4,
+        "target_ongoing_requests": 2,
+    }
+    assert "num_replicas" not in scaled.deployment_options()
+    for bad, message in (
+        ({"replicas": 0}, "replicas must be >= 1, got 0"),
+        ({"min_replicas": 3, "max_replicas": 2}, "min_replicas <= max_replicas, got 3 and 2"),
+        ({"min_replicas": 1}, "min_replicas needs max_replicas"),
+        ({"target_ongoing_requests": 0}, "target_ongoing_requests must be > 0"),
+        ({"max_ongoing_requests": 0}, "max_ongoing_requests must be >= 1"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            RayServeOptions(**bad)  # type: ignore[arg-type]
