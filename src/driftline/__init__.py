@@ -25,7 +25,13 @@ from driftline.errors import (
 from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 
 if TYPE_CHECKING:
-    from driftline.comparison import Comparison, compare, estimate_performance, profile
+    from driftline.comparison import (
+        Comparison,
+        compare,
+        compare_datasets,
+        estimate_performance,
+        profile,
+    )
 
 __version__ = "0.1.0"
 
@@ -46,6 +52,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "compare",
+    "compare_datasets",
     "estimate_performance",
     "infer_schema",
     "profile",
@@ -56,7 +63,7 @@ __all__ = [
 # profile classes live in the module ``driftline.profiles``.
 _LAZY = {
     name: "driftline.comparison"
-    for name in ("Comparison", "compare", "estimate_performance", "profile")
+    for name in ("Comparison", "compare", "compare_datasets", "estimate_performance", "profile")
 }
 
 

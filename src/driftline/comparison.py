@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
+from driftline.data.dataset import DEFAULT_BATCH_ROWS, Dataset, open_dataset
 from driftline.drift.decision import DatasetDrift, DriftPolicy, FeatureDrift
 from driftline.errors import DataError
 from driftline.performance import Calibrator, PerformanceEstimate, estimate
 from driftline.profiles import (
     DatasetProfile,
     build_reference_profile,
+    category_counts,
+    profile_columns,
+    reference_bins,
 )
 from driftline.quality import QualityPolicy, QualityReport
 from driftline.report import (
@@ -39,7 +44,19 @@ from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Comparison", "compare", "estimate_performance", "profile"]
+__all__ = [
+    "Comparison",
+    "Part",
+    "ProfileCounter",
+    "Rows",
+    "compare",
+    "compare_datasets",
+    "count_here",
+    "estimate_performance",
+    "profile",
+    "profile_pair",
+    "reference_layout",
+]
 
 #: Column names of the output profile (the same as the live monitor's).
 _PREDICTION = "prediction"
@@ -242,6 +259,129 @@ def _outputs(frame: pd.DataFrame, prediction: str, score: str | None, what: str)
     return pd.DataFrame(out)
 
 
+# --- building the profiles: one path for data frames, files, datasets and Ray ----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One profiled table of a comparison: the features, or the model's outputs.
+
+    ``raw`` are the source columns it reads; ``outputs`` the (prediction, score) columns when
+    the part is the model's outputs, which become the output profile's ``prediction`` and
+    ``score`` features.
+    """
+
+    schema: FeatureSchema
+    raw: tuple[str, ...]
+    outputs: tuple[str, str | None] | None = None
+
+    @classmethod
+    def features(cls, schema: FeatureSchema) -> Part:
+        return cls(schema=schema, raw=tuple(schema.names))
+
+    @classmethod
+    def model_outputs(cls, prediction: str, score: str | None) -> Part:
+        raw = (prediction,) if score is None else (prediction, score)
+        return cls(schema=_output_schema(score), raw=raw, outputs=(prediction, score))
+
+    def only(self, name: str) -> Part:
+        """The same part profiling one feature."""
+        spec = next(f for f in self.schema.features if f.name == name)
+        raw = self.raw if self.outputs is not None else (name,)
+        return dataclasses.replace(self, schema=FeatureSchema(features=(spec,)), raw=raw)
+
+    def columns(self, frame: pd.DataFrame, what: str) -> dict[str, Any]:
+        """The profiled columns of raw rows (:func:`driftline.profiles.profile_columns`)."""
+        if self.outputs is not None:
+            frame = _outputs(frame, self.outputs[0], self.outputs[1], what)
+        else:
+            missing = [n for n in self.schema.names if n not in frame.columns]
+            if missing:
+                raise DataError(f"{what} data lacks feature column(s) {missing}")
+        return profile_columns(frame, self.schema)
+
+    def count(self, profile: DatasetProfile, frames: Iterable[pd.DataFrame], what: str) -> None:
+        """Count raw rows, frame by frame, into ``profile`` (in place)."""
+        for frame in frames:
+            profile.add_columns(self.columns(frame, what))
+
+
+class Rows(Protocol):
+    """Where rows come from: all at once (a data frame) or batch by batch (a dataset)."""
+
+    def frames(self, columns: Sequence[str]) -> Iterable[pd.DataFrame]:
+        """The rows of ``columns``, in pieces."""
+        ...
+
+    def read(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Every row of ``columns`` at once."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class _InMemory:
+    frame: pd.DataFrame
+
+    def frames(self, columns: Sequence[str]) -> Iterable[pd.DataFrame]:
+        return [self.frame]
+
+    def read(self, columns: Sequence[str]) -> pd.DataFrame:
+        return self.frame
+
+
+def reference_layout(part: Part, rows: Rows, *, seed: int = 0) -> DatasetProfile:
+    """The reference's bins and categories, nothing counted yet (:func:`reference_bins`).
+
+    Quantile edges need every value of a numeric feature, so they are read one column at a
+    time: laying out a dataset holds one numeric column of the reference in memory, never
+    the table. Category counts add up batch by batch.
+    """
+
+    def numeric(name: str) -> Any:
+        single = part.only(name)
+        return single.columns(rows.read(single.raw), "reference")[name]
+
+    def categories(name: str) -> Counter[str]:
+        single = part.only(name)
+        total: Counter[str] = Counter()
+        for frame in rows.frames(single.raw):
+            total.update(category_counts(single.columns(frame, "reference")[name]))
+        return total
+
+    return reference_bins(part.schema, numeric, categories, seed=seed)
+
+
+#: How a part's rows are counted into a profile: here, or on Ray (:mod:`driftline.on_ray.data`).
+ProfileCounter = Callable[[DatasetProfile, Part, Rows, str], DatasetProfile]
+
+
+def count_here(profile: DatasetProfile, part: Part, rows: Rows, what: str) -> DatasetProfile:
+    """Count ``rows`` into ``profile`` in this process, one piece at a time."""
+    part.count(profile, rows.frames(part.raw), what)
+    return profile
+
+
+def profile_pair(
+    part: Part,
+    reference: Rows,
+    current: Rows,
+    *,
+    seed: int,
+    current_seed: int,
+    count: ProfileCounter = count_here,
+) -> tuple[DatasetProfile, DatasetProfile]:
+    """The reference profile of ``reference`` and the window profile of ``current`` on its bins.
+
+    The one way every comparison builds its profiles -- :func:`compare` on data frames,
+    :func:`compare_datasets` on files and Parquet datasets, in batches or on Ray -- so that
+    the same rows give the same counts whichever way they were read.
+    """
+    layout = reference_layout(part, reference, seed=seed)
+    ref_profile = count(layout, part, reference, "reference")
+    cur_profile = count(layout.empty_like(seed=current_seed), part, current, "current")
+    return ref_profile, cur_profile
+
+
 def compare(
     reference: Any,
     current: Any,
@@ -311,17 +451,105 @@ def compare(
     missing = [n for n in schema.names if n not in cur_frame.columns]
     if missing:
         raise DataError(f"current data lacks feature column(s) {missing}")
-    ref_profile = profile(ref_frame, schema=schema, seed=seed)
-    cur_profile = profile(schema.coerce_frame(cur_frame), ref_profile, seed=seed + 1)
+    if prediction is None and score is not None:
+        raise DataError("score needs prediction: name the predicted-label column too")
+    ref_rows, cur_rows = _InMemory(ref_frame), _InMemory(cur_frame)
+    ref_profile, cur_profile = profile_pair(
+        Part.features(schema), ref_rows, cur_rows, seed=seed, current_seed=seed + 1
+    )
     ref_out = cur_out = None
     if prediction is not None:
-        out_schema = _output_schema(score)
-        ref_out = profile(
-            _outputs(ref_frame, prediction, score, "reference"), schema=out_schema, seed=seed
+        ref_out, cur_out = profile_pair(
+            Part.model_outputs(prediction, score), ref_rows, cur_rows, seed=seed, current_seed=seed
         )
-        cur_out = profile(_outputs(cur_frame, prediction, score, "current"), ref_out, seed=seed)
-    elif score is not None:
+    return _result(ref_profile, cur_profile, ref_out, cur_out, policy, quality)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batched:
+    data: Dataset
+    batch_rows: int
+
+    def frames(self, columns: Sequence[str]) -> Iterable[pd.DataFrame]:
+        return self.data.batches(columns, self.batch_rows)
+
+    def read(self, columns: Sequence[str]) -> pd.DataFrame:
+        return self.data.read(columns)
+
+
+def compare_datasets(
+    reference: str | Path | Dataset,
+    current: str | Path | Dataset,
+    *,
+    schema: FeatureSchema | None = None,
+    policy: DriftPolicy | None = None,
+    quality: QualityPolicy | None = None,
+    prediction: str | None = None,
+    score: str | None = None,
+    target: str | None = None,
+    engine: Literal["local", "ray"] = "local",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    seed: int = 0,
+) -> Comparison:
+    """:func:`compare` over files or Parquet datasets larger than memory.
+
+    ``reference`` and ``current`` are each a CSV or Parquet file, a directory of them or a
+    glob. The profiles are built as :func:`compare` builds them (:func:`profile_pair`): the
+    reference's quantile edges from its values, read one numeric column at a time (the only
+    step that holds a whole column), its categories counted batch by batch, then both
+    datasets counted on those bins in record batches of ``batch_rows`` rows -- memory bounded
+    by one batch. With ``engine="ray"`` the counting runs on Ray Data, one profile per block,
+    merged by addition (:mod:`driftline.on_ray.data`; needs the ``ray`` extra).
+
+    Every count (bins, missing, out-of-range, categories, unseen) and every verdict equals
+    :func:`compare` on the same rows read at once; floating sums and moments agree up to
+    rounding (they are added in another order), and the reservoir samples are other uniform
+    samples of the same rows (their keys are drawn batch by batch). Nothing the verdicts read
+    depends on the samples.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> for name, shift in (("ref", 0.0), ("cur", 3.0)):
+    ...     for part in range(2):
+    ...         frame = pd.DataFrame({"income": rng.normal(50 + shift, 10, 3_000)})
+    ...         frame.to_parquet(folder / f"{name}-{part}.parquet")
+    >>> report = compare_datasets(folder / "ref-*.parquet", folder / "cur-*.parquet",
+    ...                           batch_rows=1_000)
+    >>> report.status, report.reference.n_rows, report.current.n_rows
+    ('critical', 6000, 6000)
+    """
+    ref_data = reference if isinstance(reference, Dataset) else open_dataset(reference)
+    cur_data = current if isinstance(current, Dataset) else open_dataset(current)
+    if prediction is None and score is not None:
         raise DataError("score needs prediction: name the predicted-label column too")
+    if schema is None:
+        drop = [c for c in (prediction, score, target) if c is not None]
+        schema = ref_data.infer_schema(exclude=drop)
+    ref_data.check_columns(schema.names, "reference")
+    cur_data.check_columns(schema.names, "current")
+    if engine == "ray":
+        from driftline.on_ray.data import count_on_ray
+
+        count: ProfileCounter = count_on_ray
+    elif engine == "local":
+        count = count_here
+    else:
+        raise DataError(f"engine must be 'local' or 'ray', got {engine!r}")
+    ref_rows, cur_rows = _Batched(ref_data, batch_rows), _Batched(cur_data, batch_rows)
+    ref_profile, cur_profile = profile_pair(
+        Part.features(schema), ref_rows, cur_rows, seed=seed, current_seed=seed + 1, count=count
+    )
+    ref_out = cur_out = None
+    if prediction is not None:
+        part = Part.model_outputs(prediction, score)
+        ref_data.check_columns(part.raw, "reference")
+        cur_data.check_columns(part.raw, "current")
+        ref_out, cur_out = profile_pair(
+            part, ref_rows, cur_rows, seed=seed, current_seed=seed, count=count
+        )
     return _result(ref_profile, cur_profile, ref_out, cur_out, policy, quality)
 
 

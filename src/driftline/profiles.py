@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -48,9 +48,12 @@ __all__ = [
     "NumericProfile",
     "build_output_profile",
     "build_reference_profile",
+    "category_counts",
     "merge_all",
     "merge_payloads",
     "output_columns",
+    "profile_columns",
+    "reference_bins",
 ]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -1294,11 +1297,64 @@ def _numeric_values(column: pd.Series[Any]) -> FloatArray:
         raise DataError(f"column '{column.name}' must be numeric: {exc}") from exc
 
 
-def _category_order(values: Any, max_categories: int) -> tuple[str, ...]:
-    present = pd.Series(values, dtype=object).dropna().astype(str)
-    counts = present.value_counts()
+def category_counts(values: Any) -> Counter[str]:
+    """Count of each present value of a categorical column, by its string form.
+
+    Counts of parts of a column add up to the counts of the whole (``Counter`` addition), so
+    the categories of a reference too large for memory are counted batch by batch.
+    """
+    column = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    present = column.dropna()
+    if not pd.api.types.is_string_dtype(present.dtype) or present.dtype == object:
+        present = present.astype(object).astype(str)
+    return Counter({str(k): int(v) for k, v in present.value_counts().items()})
+
+
+def _rank_categories(counts: Mapping[str, int], max_categories: int) -> tuple[str, ...]:
     ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
     return tuple(str(k) for k, _ in ranked[:max_categories])
+
+
+def _category_order(values: Any, max_categories: int) -> tuple[str, ...]:
+    return _rank_categories(category_counts(values), max_categories)
+
+
+def reference_bins(
+    schema: FeatureSchema,
+    numeric: Callable[[str], FloatArray],
+    categories: Callable[[str], Mapping[str, int]],
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY,
+    seed: int = 0,
+) -> DatasetProfile:
+    """An empty reference profile: the bins and categories of the reference, nothing counted.
+
+    The layout step of :func:`build_reference_profile`, apart so that a reference larger than
+    memory can be laid out from what it needs -- ``numeric(name)``, the float values of one
+    numeric feature (quantile edges need them all), and ``categories(name)``, the counts per
+    category of one categorical feature (:func:`category_counts`, which add up over batches)
+    -- and then counted batch by batch with :meth:`DatasetProfile.add_columns`.
+    """
+    features: dict[str, FeatureProfile] = {}
+    for spec in schema.features:
+        if spec.kind == "categorical":
+            features[spec.name] = CategoricalProfile.empty(
+                _rank_categories(categories(spec.name), max_categories),
+                unseen_capacity=unseen_capacity,
+            )
+        else:
+            x = numeric(spec.name)
+            finite = x[np.isfinite(x)]
+            features[spec.name] = NumericProfile.empty(
+                quantile_edges(finite, bins),
+                reference_minimum=float(finite.min()) if len(finite) else None,
+                reference_maximum=float(finite.max()) if len(finite) else None,
+                sample_size=sample_size,
+            )
+    return DatasetProfile(features, seed=seed)
 
 
 def build_reference_profile(
@@ -1352,29 +1408,40 @@ def build_reference_profile(
     missing = [n for n in schema.names if n not in frame.columns]
     if missing:
         raise DataError(f"reference data lacks feature column(s) {missing}")
-    features: dict[str, FeatureProfile] = {}
+    columns = profile_columns(frame, schema)
+    profile = reference_bins(
+        schema,
+        lambda name: columns[name],
+        lambda name: category_counts(columns[name]),
+        bins=bins,
+        sample_size=sample_size,
+        max_categories=max_categories,
+        unseen_capacity=unseen_capacity,
+        seed=seed,
+    )
+    profile.add_columns(columns)
+    return profile
+
+
+def profile_columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, Any]:
+    """The columns a profile counts, from rows: float arrays for numeric and boolean
+    features, the values themselves for categorical ones (compared by their string form).
+
+    Every profile of rows -- a reference, a window, a block of a dataset on a Ray worker --
+    goes through this one conversion, so the same rows count the same wherever they are read.
+    """
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise DataError(f"data lacks feature column(s) {missing}")
     columns: dict[str, Any] = {}
     for spec in schema.features:
         column = frame[spec.name]
         if spec.kind == "categorical":
-            values = column.to_numpy(dtype=object)
-            features[spec.name] = CategoricalProfile.empty(
-                _category_order(values, max_categories), unseen_capacity=unseen_capacity
-            )
-            columns[spec.name] = values
+            string = pd.api.types.is_string_dtype(column.dtype) and column.dtype != object
+            columns[spec.name] = column if string else column.to_numpy(dtype=object)
         else:
-            x = _numeric_values(column)
-            finite = x[np.isfinite(x)]
-            features[spec.name] = NumericProfile.empty(
-                quantile_edges(finite, bins),
-                reference_minimum=float(finite.min()) if len(finite) else None,
-                reference_maximum=float(finite.max()) if len(finite) else None,
-                sample_size=sample_size,
-            )
-            columns[spec.name] = x
-    profile = DatasetProfile(features, seed=seed)
-    profile.add_columns(columns)
-    return profile
+            columns[spec.name] = _numeric_values(column)
+    return columns
 
 
 # --- model outputs --------------------------------------------------------------------------

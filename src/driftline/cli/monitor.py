@@ -18,8 +18,8 @@ from driftline.cli.common import (
     handle_errors,
     state,
 )
-from driftline.comparison import compare
-from driftline.data.io import read_table
+from driftline.comparison import compare_datasets
+from driftline.data.dataset import DEFAULT_BATCH_ROWS
 from driftline.durations import parse_duration
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
@@ -149,14 +149,19 @@ def _compare_files(
     score: str | None,
     target: str | None,
     html: Path | None,
+    engine: str,
+    batch_rows: int,
 ) -> dict[str, Any]:
-    """`driftline.compare` over two files: the same call a notebook makes."""
-    result = compare(
-        read_table(reference),
-        read_table(current),
+    """`driftline.compare_datasets` over two files or datasets: the profiles `compare` builds,
+    read batch by batch (or counted on Ray)."""
+    result = compare_datasets(
+        reference,
+        current,
         prediction=prediction,
         score=score,
         target=target,
+        engine="ray" if engine == "ray" else "local",
+        batch_rows=batch_rows,
     )
     if html is not None:
         result.to_html(html)
@@ -183,10 +188,13 @@ def register_command(app: typer.Typer) -> None:
         persist: Annotated[bool, typer.Option(help="Save the report in the store.")] = True,
         reference: Annotated[
             Path | None,
-            typer.Option(help="Compare two files instead: the reference (CSV or Parquet)."),
+            typer.Option(
+                help="Compare two datasets instead: the reference (a CSV or Parquet file, "
+                "a directory of them or a glob)."
+            ),
         ] = None,
         current: Annotated[
-            Path | None, typer.Option(help="With --reference: the current data file.")
+            Path | None, typer.Option(help="With --reference: the current data (same forms).")
         ] = None,
         prediction: Annotated[
             str | None, typer.Option(help="With files: predicted-label column (prediction drift).")
@@ -200,15 +208,32 @@ def register_command(app: typer.Typer) -> None:
         html: Annotated[
             Path | None, typer.Option("--html", help="With files: also write the HTML report.")
         ] = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                help="With files: 'local' streams them in record batches in this process; "
+                "'ray' counts them per block on Ray Data (the ray extra; RAY_ADDRESS or a "
+                "local Ray)."
+            ),
+        ] = "local",
+        batch_rows: Annotated[
+            int, typer.Option(min=1, help="With files and --engine local: rows per batch.")
+        ] = DEFAULT_BATCH_ROWS,
     ) -> None:
         """Run the monitor once over WINDOW: data drift, prediction drift, quality, estimated
         and realized performance, concept drift. With --reference and --current, compare two
         files instead (the same decision, no server or store needed). Exit code 0 (ok),
-        1 (error), 2 (usage), 3 (critical), 4 (warning) — usable from cron or CI."""
+        1 (error), 2 (usage), 3 (critical), 4 (warning) — usable from cron or CI. Files may
+        be larger than memory: they are read in record batches (--engine ray: per block on
+        Ray Data)."""
         if reference is not None or current is not None:
             if reference is None or current is None:
                 raise fail("compare files with both --reference and --current")
-            body = _compare_files(reference, current, prediction, score, target, html)
+            if engine not in ("local", "ray"):
+                raise fail(f"--engine must be 'local' or 'ray', got {engine!r}")
+            body = _compare_files(
+                reference, current, prediction, score, target, html, engine, batch_rows
+            )
             if html is not None and not as_json:
                 console.print(f"[green]wrote[/] {html}", highlight=False)
             _print_and_exit(body, as_json)

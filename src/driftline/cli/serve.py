@@ -1,4 +1,4 @@
-"""`driftline serve`: the API (one or several worker processes)."""
+"""`driftline serve`: the API (one or several worker processes, or Ray Serve replicas)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 import uvicorn
 from pydantic import SecretStr
 
-from driftline.cli.common import console, handle_errors, state
+from driftline.cli.common import console, fail, handle_errors, state
 from driftline.config import Settings, check_access
 from driftline.logs import configure_logging
 from driftline.service.app import create_app
@@ -50,8 +50,32 @@ def register_command(app: typer.Typer) -> None:
                 "(no DRIFTLINE_LABELS_TOKEN / DRIFTLINE_READ_TOKEN); see README Access control.",
             ),
         ] = False,
+        engine: Annotated[
+            str,
+            typer.Option(
+                help="'uvicorn' (worker processes) or 'ray' (replicas of a Ray Serve "
+                "deployment on RAY_ADDRESS or a local Ray; the ray extra)."
+            ),
+        ] = "uvicorn",
+        replicas: Annotated[
+            int, typer.Option(min=1, max=256, help="With --engine ray: fixed replica count.")
+        ] = 1,
+        min_replicas: Annotated[
+            int | None,
+            typer.Option(min=0, help="With --engine ray and --max-replicas: autoscaling floor."),
+        ] = None,
+        max_replicas: Annotated[
+            int | None,
+            typer.Option(min=1, help="With --engine ray: autoscale up to this many replicas."),
+        ] = None,
+        target_ongoing_requests: Annotated[
+            float,
+            typer.Option(min=0.1, help="With --engine ray: autoscaling target per replica."),
+        ] = 8.0,
     ) -> None:
         """Serve the champion over HTTP. Docs at /docs, metrics at /metrics, events at /ws."""
+        if engine not in ("uvicorn", "ray"):
+            raise fail(f"--engine must be 'uvicorn' or 'ray', got {engine!r}")
         st = state(ctx)
         updates = {
             k: v
@@ -66,6 +90,26 @@ def register_command(app: typer.Typer) -> None:
         configure_logging(settings)
         # Migrate once here, so several workers never race on the schema.
         open_store(settings.database_url).dispose()
+        if engine == "ray":
+            from driftline.on_ray.serve import RayServeOptions, run
+
+            options = RayServeOptions(
+                replicas=replicas,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                target_ongoing_requests=target_ongoing_requests,
+            )
+            scale = (
+                f"{options.min_replicas or 1}-{max_replicas} replicas (autoscaling)"
+                if max_replicas
+                else f"{replicas} replica{'s' if replicas > 1 else ''}"
+            )
+            console.print(
+                f"driftline API on Ray Serve at http://{settings.host}:{settings.port} "
+                f"({scale}); docs at /docs"
+            )
+            run(settings, options)
+            return
         console.print(
             f"driftline API on http://{settings.host}:{settings.port} "
             f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); "

@@ -1,0 +1,168 @@
+"""Tables larger than memory: a CSV or Parquet file, a directory of them, or a glob.
+
+:func:`open_dataset` resolves the location to its files; a :class:`Dataset` reads them with
+``pyarrow.dataset`` in record batches (bounded memory: one batch at a time) or one column at a
+time, and converts each piece to pandas exactly as :func:`driftline.data.io.read_table` reads a
+whole file, so a dataset read in pieces holds the same values as the same rows read at once.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from driftline.errors import DataError
+from driftline.schema import FeatureSchema, FeatureSpec
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
+__all__ = ["DEFAULT_BATCH_ROWS", "Dataset", "open_dataset"]
+
+#: Rows per record batch read at a time.
+DEFAULT_BATCH_ROWS = 131_072
+
+_FORMATS: dict[str, Literal["csv", "parquet"]] = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The files of one table, all CSV or all Parquet, read piece by piece.
+
+    Parameters
+    ----------
+    location
+        What the user named (file, directory or glob), for messages.
+    paths
+        The files, sorted.
+    format
+        ``"csv"`` or ``"parquet"``.
+    """
+
+    location: str
+    paths: tuple[str, ...]
+    format: Literal["csv", "parquet"]
+
+    def arrow(self) -> pads.Dataset:
+        """The ``pyarrow.dataset`` over the files."""
+        import pyarrow.dataset as pads
+
+        try:
+            return pads.dataset(list(self.paths), format=self.format)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            raise DataError(f"cannot read {self.location}: {exc}") from exc
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.arrow().schema.names)
+
+    def infer_schema(self, exclude: Sequence[str] = ()) -> FeatureSchema:
+        """Feature kinds from the column types: numbers numeric, booleans boolean, the rest
+        categorical (as :func:`driftline.schema.infer_schema` decides on a data frame)."""
+        import pyarrow as pa
+
+        specs = []
+        for field in self.arrow().schema:
+            if field.name in exclude:
+                continue
+            t = field.type
+            kind: Literal["numeric", "categorical", "boolean"]
+            if pa.types.is_boolean(t):
+                kind = "boolean"
+            elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+                kind = "numeric"
+            else:
+                kind = "categorical"
+            specs.append(FeatureSpec(name=field.name, kind=kind, nullable=True))
+        if not specs:
+            raise DataError(f"{self.location} has no feature columns")
+        return FeatureSchema(features=tuple(specs))
+
+    def check_columns(self, names: Sequence[str], what: str) -> None:
+        have = set(self.columns)
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise DataError(f"{what} data lacks column(s) {missing}")
+
+    def batches(
+        self, columns: Sequence[str], batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of ``columns`` as data frames of at most ``batch_rows`` rows, in file order."""
+        if batch_rows < 1:
+            raise DataError(f"batch_rows must be >= 1, got {batch_rows}")
+        # Read ahead one batch and one file, and decode Parquet on this thread: Arrow's
+        # defaults (16 batches, 4 files, a thread pool) held 1.75 GB at the peak of a 10M-row
+        # count of 25 columns, 0.69 GB this way, for no loss in a single-threaded count.
+        # CSV keeps its threads: parsing text is the cost there.
+        scanner = self.arrow().scanner(
+            columns=list(columns),
+            batch_size=batch_rows,
+            batch_readahead=1,
+            fragment_readahead=1,
+            use_threads=self.format == "csv",
+        )
+        try:
+            for batch in scanner.to_batches():
+                if batch.num_rows:
+                    yield batch.to_pandas()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {self.location}: {exc}") from exc
+
+    def read(self, columns: Sequence[str]) -> pd.DataFrame:
+        """All rows of ``columns`` at once (call it with one column at a time for large data)."""
+        try:
+            frame: pd.DataFrame = self.arrow().to_table(columns=list(columns)).to_pandas()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {self.location}: {exc}") from exc
+        return frame
+
+
+def open_dataset(location: str | Path) -> Dataset:
+    """The dataset at ``location``: a CSV or Parquet file, a directory (every CSV or Parquet
+    file under it, recursively) or a glob pattern.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i in range(3):
+    ...     _ = pd.DataFrame({"x": [i, i + 0.5]}).to_parquet(folder / f"part-{i}.parquet")
+    >>> data = open_dataset(folder)
+    >>> len(data.paths), data.format, sum(len(b) for b in data.batches(["x"]))
+    (3, 'parquet', 6)
+    """
+    text = str(location)
+    path = Path(text)
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and _kind(p) is not None)
+    elif path.is_file():
+        found = [text]
+    elif glob.has_magic(text):
+        found = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    else:
+        raise DataError(f"no such file, directory or glob match: {text}")
+    if not found:
+        raise DataError(f"{text}: no .csv or .parquet files")
+    kinds = {_kind(Path(p)) for p in found}
+    if None in kinds:
+        bad = next(p for p in found if _kind(Path(p)) is None)
+        raise DataError(f"{bad}: unknown file type {Path(bad).suffix!r}; use .csv or .parquet")
+    if len(kinds) > 1:
+        raise DataError(f"{text} mixes CSV and Parquet files; use one format")
+    fmt = kinds.pop()
+    assert fmt is not None
+    return Dataset(location=text, paths=tuple(found), format=fmt)
+
+
+def _kind(path: Path) -> Literal["csv", "parquet"] | None:
+    return _FORMATS.get(path.suffix.lower())
