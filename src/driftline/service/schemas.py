@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from driftline.limits import (
+    MAX_LABEL_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_REQUEST_ID_LENGTH,
+    MAX_VERSION,
+    label_problem,
+    request_id_problem,
+    text_problem,
+)
 
 __all__ = [
     "BatchInstance",
@@ -23,16 +33,53 @@ __all__ = [
     "ReloadResponse",
 ]
 
+
+
+def _request_id(value: str) -> str:
+    problem = request_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"request_id {problem}")
+    return value
+
+
+def _text(max_length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = text_problem(value, max_length=max_length)
+        if problem is not None:
+            raise ValueError(f"text {problem}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _label(value: str | int | bool | float) -> str | int | bool | float:
+    problem = label_problem(value)
+    if problem is not None:
+        raise ValueError(f"label {problem}")
+    return value
+
+
+#: A request id: what no store, header or log line would choke on (driftline.limits).
+RequestIdText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_REQUEST_ID_LENGTH,
+        json_schema_extra={"pattern": "^[!-~]+$"},
+    ),
+    AfterValidator(_request_id),
+]
+RoutingKeyText = Annotated[str, Field(min_length=1, max_length=256), _text(256)]
+ReasonText = Annotated[str, Field(max_length=MAX_REASON_LENGTH), _text(MAX_REASON_LENGTH)]
+Label = Annotated[str | int | bool | float, AfterValidator(_label)]
+
 RequestId = Field(
     default=None,
-    min_length=1,
-    max_length=128,
-    description="Your own id for this request (a flow id, an order id); generated if absent.",
+    description=f"Your own id for this request (a flow id, an order id): 1 to "
+    f"{MAX_REQUEST_ID_LENGTH} visible ASCII characters, no spaces; generated if absent.",
 )
 RoutingKey = Field(
     default=None,
-    min_length=1,
-    max_length=256,
     description="During a canary, requests with the same key (a user, a flow) always reach "
     "the same model; the request id is used when absent.",
 )
@@ -45,8 +92,8 @@ Features = Field(
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str | None = RequestId
-    routing_key: str | None = RoutingKey
+    request_id: RequestIdText | None = RequestId
+    routing_key: RoutingKeyText | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 
@@ -63,8 +110,8 @@ class PredictResponse(BaseModel):
 class BatchInstance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str | None = RequestId
-    routing_key: str | None = RoutingKey
+    request_id: RequestIdText | None = RequestId
+    routing_key: RoutingKeyText | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 
@@ -83,8 +130,11 @@ class BatchPredictResponse(BaseModel):
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=128)
-    label: str | int | bool | float = Field(description="The true class of that request.")
+    request_id: RequestIdText = Field(description="The id of the prediction it labels.")
+    label: Label = Field(
+        description=f"The true class of that request: a finite number, a boolean or text of "
+        f"at most {MAX_LABEL_LENGTH} characters without control characters."
+    )
 
 
 class LabelsRequest(BaseModel):
@@ -171,8 +221,8 @@ class ReloadResponse(BaseModel):
 class AliasMoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1)
-    reason: str = Field(default="via API", max_length=500)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: ReasonText = "via API"
 
 
 class AliasMoveResponse(BaseModel):

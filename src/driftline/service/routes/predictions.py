@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from driftline.errors import ValidationError
+from driftline.limits import MAX_ROW_ID, MAX_VERSION
 from driftline.service.deps import SessionDep
 from driftline.service.schemas import PredictionsPage
 from driftline.store import queries
@@ -40,10 +41,10 @@ def list_predictions(
     ] = None,
     start: Annotated[datetime | None, Query(description="ISO 8601 time or UNIX seconds.")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 time or UNIX seconds.")] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     has_label: Annotated[bool | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     """Predictions, newest first, each with its label once one has arrived."""
     start_ts = start.timestamp() if start is not None else None

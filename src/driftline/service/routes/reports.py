@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
+from driftline.limits import MAX_ROW_ID
 from driftline.service.deps import AdminDep, RuntimeDep, SessionDep
 from driftline.store import queries
 
@@ -48,7 +49,7 @@ def list_reports(
     session: SessionDep,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     """Monitor reports, newest first, as headline figures (full bodies at /reports/{id})."""
     rows = queries.list_reports(
@@ -73,7 +74,9 @@ def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/reports/{report_id}", responses={404: {"description": "No such report."}})
-def get_report(report_id: int, session: SessionDep) -> dict[str, Any]:
+def get_report(
+    report_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep
+) -> dict[str, Any]:
     row = queries.get_report(report_id, session=session)
     if row is None:
         raise HTTPException(404, f"no report {report_id}")

@@ -9,9 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.errors import DriftlineError
+from driftline.limits import MAX_VERSION
 from driftline.loop.controller import abort_rollout, read_rollout, start_rollout
 from driftline.service.deps import AdminDep, RuntimeDep
 from driftline.service.routes.models import ADMIN
+from driftline.service.schemas import ReasonText
 
 router = APIRouter(tags=["loop"])
 
@@ -19,7 +21,7 @@ router = APIRouter(tags=["loop"])
 class RolloutStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The registered version to roll out.")
+    version: int = Field(ge=1, le=MAX_VERSION, description="The registered version to roll out.")
     stage: Literal["shadow", "canary"] = Field(
         default="shadow", description="Where to start: shadow (safe) or straight to canary."
     )
@@ -28,7 +30,7 @@ class RolloutStart(BaseModel):
 class RolloutAbort(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="aborted by hand", max_length=500)
+    reason: ReasonText = "aborted by hand"
 
 
 @router.get("/rollout", responses={404: {"description": "No rollout has run yet."}})
