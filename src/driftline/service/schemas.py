@@ -229,3 +229,160 @@ class AliasMoveResponse(BaseModel):
     alias: str
     from_version: int | None
     to_version: int | None
+
+
+# --- alerts and audit ---------------------------------------------------------------------------
+
+
+class AlertOut(BaseModel):
+    id: int
+    name: str
+    severity: str
+    status: str = Field(description="firing or resolved.")
+    labels: dict[str, str]
+    summary: str
+    description: str
+    value: float | None
+    starts_at: float
+    ends_at: float | None
+    notified: list[str] = Field(description="The notifiers that were told.")
+
+
+class AlertsPage(BaseModel):
+    items: list[AlertOut]
+    limit: int
+    offset: int
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    ts: float
+    kind: str
+    actor: str
+    model_version: int | None
+    message: str
+    details: dict[str, Any] = Field(description="The numbers and reasons of the decision.")
+    success: bool
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+
+
+# --- monitor reports ----------------------------------------------------------------------------
+
+
+class ReportSummary(BaseModel):
+    """The headline figures of one monitor report."""
+
+    id: int
+    ts: float
+    model_version: int
+    status: str = Field(description="ok, warning, critical or insufficient_data.")
+    window_start: float
+    window_end: float
+    rows: int | None
+    data_drift: str | None = Field(description="Severity: none, warning or critical.")
+    drifted_features: list[str]
+    prediction_drift: str | None
+    quality: str | None
+    estimated_accuracy: float | None
+    realized_accuracy: float | None
+    reference_accuracy: float | None
+    concept_drift: str | None = Field(description="State of the concept-drift detector.")
+
+
+class ReportsPage(BaseModel):
+    items: list[ReportSummary]
+    limit: int
+    offset: int
+
+
+class ReportWindow(BaseModel):
+    start: float
+    end: float
+    seconds: float
+    buckets: int
+
+
+class ReportOut(BaseModel):
+    """A whole monitor report (more sections may be added: they pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    ts: float
+    model_name: str
+    model_version: int | None
+    status: str = Field(description="ok, warning, critical or insufficient_data.")
+    window: ReportWindow
+    rows: int
+    data_drift: dict[str, Any] = Field(description="Per-feature tests, effect sizes, decision.")
+    prediction_drift: dict[str, Any] | None
+    quality: dict[str, Any]
+    performance: dict[str, Any] = Field(description="Estimated and realized metrics.")
+    concept_drift: dict[str, Any]
+    distributions: dict[str, Any] = Field(description="Reference and current bin shares.")
+
+
+# --- rollout ------------------------------------------------------------------------------------
+
+
+class RolloutStageOut(BaseModel):
+    stage: str
+    ts: float
+    reasons: list[str]
+
+
+class RolloutState(BaseModel):
+    """A rollout as stored (every worker reads the same)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    stage: str = Field(description="shadow, canary, watch, done, aborted or rolled_back.")
+    champion: int | None
+    challenger: int
+    canary_share: float
+    started_ts: float
+    stage_started_ts: float
+    baseline: dict[str, Any] | None
+    last_verdict: dict[str, Any] | None = Field(description="The last decision with its numbers.")
+    history: list[RolloutStageOut]
+
+
+class RolloutServing(BaseModel):
+    champion: int | None
+    challenger: int | None
+    canary_share: float
+
+
+class RolloutOut(RolloutState):
+    """The current (or last) rollout, and what this worker serves."""
+
+    started_at: float | None
+    reason: str
+    serving: RolloutServing
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+class DashboardState(BaseModel):
+    """What the dashboard page shows at start (chart series as plain JSON)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ts: float
+    model_name: str
+    worker: str
+    models: dict[str, Any]
+    rollout: dict[str, Any] | None
+    traffic: dict[str, Any]
+    classes: dict[str, Any]
+    heatmap: dict[str, Any]
+    accuracy: dict[str, Any]
+    latest_report: dict[str, Any] | None
+    alerts: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    settings: dict[str, float]

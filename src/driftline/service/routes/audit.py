@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from driftline.errors import ValidationError
 from driftline.limits import MAX_ROW_ID, text_problem
 from driftline.service.deps import SessionDep
+from driftline.service.schemas import AlertsPage, AuditPage
 from driftline.store import queries
 
 router = APIRouter(tags=["alerts and audit"])
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertsPage)
 def list_alerts(
     session: SessionDep,
     status: Annotated[Literal["firing", "resolved"] | None, Query()] = None,
@@ -46,7 +47,7 @@ def list_alerts(
     }
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditPage)
 def list_audit(
     session: SessionDep,
     kind: Annotated[list[str] | None, Query(description="Only these kinds.")] = None,

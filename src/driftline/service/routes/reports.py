@@ -9,6 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from driftline.limits import MAX_ROW_ID
 from driftline.service.deps import AdminDep, RuntimeDep, SessionDep
+from driftline.service.routes.models import ADMIN
+from driftline.service.schemas import ReportOut, ReportsPage
 from driftline.store import queries
 
 router = APIRouter(tags=["monitoring"])
@@ -44,7 +46,7 @@ def summary(row: queries.ReportRow) -> dict[str, Any]:
     }
 
 
-@router.get("/reports")
+@router.get("/reports", response_model=ReportsPage)
 def list_reports(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -58,7 +60,11 @@ def list_reports(
     return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
 
 
-@router.get("/reports/latest", responses={404: {"description": "No report yet."}})
+@router.get(
+    "/reports/latest",
+    response_model=ReportOut,
+    responses={404: {"description": "No report yet."}},
+)
 def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     """The newest report, whole: per-feature drift, prediction drift, quality, estimated
     and realized performance, concept-drift state, distributions."""
@@ -73,7 +79,11 @@ def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return {**row.body, "id": row.id}
 
 
-@router.get("/reports/{report_id}", responses={404: {"description": "No such report."}})
+@router.get(
+    "/reports/{report_id}",
+    response_model=ReportOut,
+    responses={404: {"description": "No such report."}},
+)
 def get_report(
     report_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep
 ) -> dict[str, Any]:
@@ -83,7 +93,11 @@ def get_report(
     return {**row.body, "id": row.id}
 
 
-@router.post("/reports/run", responses={401: {}, 403: {}})
+@router.post(
+    "/reports/run",
+    response_model=ReportOut,
+    responses={**ADMIN, 409: {"description": "No champion to monitor yet."}},
+)
 async def run_report(_admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Run the monitor now (on this worker) and return the new report."""
     body = await run_in_threadpool(runtime.monitor_job)
