@@ -391,3 +391,23 @@ def test_the_extremes_the_edge_accepts_are_stored(
     assert item["request_id"] == rid
     assert item["features"]["home_ownership"] == category
     assert item["label"] == label
+
+
+def test_text_postgresql_refuses_is_a_422_in_queries_and_admin_bodies(
+    settings: Settings, trained_bundle: ModelBundle, db_url: str
+) -> None:
+    settings = settings.model_copy(update={"database_url": db_url})
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with make_client(settings, trained_bundle) as c:
+        r = c.get("/audit", params={"kind": ["promotion", "a\x00b"]})
+        assert r.status_code == 422, r.text
+        assert locs(r) == [["query", "kind", 1]]
+        assert c.get("/audit", params={"kind": "promotion"}).status_code == 200
+        for url, body in [
+            ("/models/promote", {"version": 1, "reason": "why\x00"}),
+            ("/models/rollback", {"reason": "why\x00"}),
+            ("/rollout/abort", {"reason": "why\x00"}),
+        ]:
+            r = c.post(url, json=body, headers=auth)
+            assert r.status_code == 422, (url, r.text)
+            assert locs(r) == [["body", "reason"]]

@@ -1,6 +1,7 @@
 """Schemathesis over every operation of ``/openapi.json``, against a real ``driftline serve`` on
-127.0.0.1: valid and invalid inputs (seeded, a bounded number per operation) must never give a
-5xx, and every answer must match the schema the operation declares.
+127.0.0.1 storing in PostgreSQL (the strictest store): valid and invalid inputs (seeded, a
+bounded number per operation) must never give a 5xx, and every answer must match the schema
+the operation declares.
 
 Admin operations are exercised too: the server has an admin token, and every other case sends
 it (the others keep the Authorization header schemathesis made up, valid or not).
@@ -9,12 +10,15 @@ it (the others keep the Authorization header schemathesis made up, valid or not)
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hypothesis
 import hypothesis.errors
+import psycopg
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
@@ -28,9 +32,10 @@ from driftline.config import Settings
 from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store
+from tests.conftest import PG_ADMIN_URL, pg_problem
 from tests.servers import serve_subprocess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789abcdef"
 #: Cases per operation and generation mode (valid, invalid); ~24 operations: well under 3 min.
@@ -41,18 +46,41 @@ _turn = itertools.count()
 
 
 @pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """PostgreSQL, the store that refuses the most (NUL characters, out-of-range integers)."""
+    problem = pg_problem()
+    if problem is not None:
+        if os.environ.get("CI") or os.environ.get("DRIFTLINE_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL required in CI but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 unreachable: {problem}")
+    name = f"driftline_fuzz_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
 def server_url(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path, trained_bundle: ModelBundle
+    tmp_path_factory: pytest.TempPathFactory,
+    mlflow_template: Path,
+    trained_bundle: ModelBundle,
+    store_url: str,
 ) -> Iterator[str]:
     """A server with a champion, an admin token and a small body cap (so 413s happen too)."""
     home = tmp_path_factory.mktemp("fuzz-home")
     (home / "mlflow.db").write_bytes(mlflow_template.read_bytes())
-    settings = Settings(home=home)
+    settings = Settings(home=home, database_url=store_url)
     settings.ensure_home()
     store = open_store(settings.database_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
     env = {
+        "DRIFTLINE_DATABASE_URL": store_url,
         "DRIFTLINE_ADMIN_TOKEN": ADMIN_TOKEN,
         "DRIFTLINE_MAX_BODY_BYTES": "65536",
         "DRIFTLINE_MONITOR_INTERVAL_SECONDS": "3600",
