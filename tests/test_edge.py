@@ -411,3 +411,17 @@ def test_text_postgresql_refuses_is_a_422_in_queries_and_admin_bodies(
             r = c.post(url, json=body, headers=auth)
             assert r.status_code == 422, (url, r.text)
             assert locs(r) == [["body", "reason"]]
+
+
+def test_the_readme_states_the_limits_the_code_applies() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n### Limits at the edge\n", 1)[1].split("\n## ", 1)[0]
+    assert f"1 to {MAX_REQUEST_ID_LENGTH} visible ASCII characters" in section
+    assert f"at most {MAX_TEXT_LENGTH:,} characters" in section
+    assert f"text of at most {MAX_LABEL_LENGTH} characters" in section
+    assert f"1 to {MAX_VERSION:,}" in section and f"to {MAX_ROW_ID:,}" in section
+    assert f"first {ECHO_LENGTH} characters" in section
+    default = Settings.model_fields["max_body_bytes"].default
+    assert f"| `DRIFTLINE_MAX_BODY_BYTES` | `{default}` |" in readme
