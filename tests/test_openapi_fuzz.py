@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import hypothesis
 import hypothesis.errors
 import psycopg
@@ -159,3 +160,15 @@ def test_no_input_gives_a_5xx_or_breaks_the_declared_schema(
         assert admin
         stuck = {label: statuses[label] for label in admin if statuses[label] <= {401, 403}}
         assert not stuck, stuck
+
+
+@pytest.mark.parametrize("bad", ["a\r\nb", "a\x00b", "日本"])
+def test_a_request_id_a_header_cannot_carry_is_a_422_from_a_real_server(
+    server_url: str, bad: str
+) -> None:
+    """Before, uvicorn dropped the connection (CR, LF, NUL: an invalid X-Request-ID echo) or
+    answered 500 (beyond latin-1)."""
+    body = {"features": {"age": 1}, "request_id": bad}
+    r = httpx.post(f"{server_url}/predict", json=body, timeout=10)
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "request_id"]]
