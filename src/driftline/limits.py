@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -132,7 +133,7 @@ def echo(value: Any, limit: int = ECHO_LENGTH) -> Any:
         return value if abs(value) < 10**limit else f"{str(value)[:limit]}…"
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else reprlib.repr(value)  # bounded for containers
     short = text[:limit] + ("…" if len(text) > limit else "")
     return short.encode("utf-8", "backslashreplace").decode("utf-8")
 
