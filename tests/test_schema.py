@@ -125,7 +125,8 @@ def test_label_text_is_canonical() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     age=st.integers(-(10**6), 10**6) | st.floats(allow_nan=False, allow_infinity=False),
-    city=st.text(max_size=20),
+    # Any text a store can hold: no control characters (Cc), no lone surrogates (Cs).
+    city=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=20),
     vip=st.booleans(),
 )
 def test_valid_values_always_pass(age: float, city: str, vip: bool) -> None:
@@ -137,3 +138,26 @@ def test_valid_values_always_pass(age: float, city: str, vip: bool) -> None:
     assert clean == {"age": float(age), "city": city, "vip": vip}
     frame = schema.to_frame([clean])
     assert list(frame.columns) == ["age", "city", "vip"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(max_size=5),
+    bad=st.characters(categories=("Cc", "Cs")),
+    suffix=st.text(max_size=5),
+)
+def test_a_category_no_store_can_hold_is_refused(prefix: str, bad: str, suffix: str) -> None:
+    """A control character or a lone surrogate anywhere in a category: PostgreSQL refuses NUL
+    and cannot encode a surrogate, so the edge refuses them all (API and stream consumer)."""
+    schema = infer_schema(
+        pd.DataFrame({"age": [1.0, 2.0], "city": ["a", "b"], "y": [0, 1]}), target="y"
+    )
+    _, errors = schema.check_record({"age": 1, "city": prefix + bad + suffix}, ("features",))
+    assert [e["loc"] for e in errors] == [["features", "city"]]
+
+
+def test_an_integer_beyond_a_double_is_refused_not_raised() -> None:
+    schema = infer_schema(pd.DataFrame({"age": [1.0, 2.0], "y": [0, 1]}), target="y")
+    _, errors = schema.check_record({"age": 10**400}, ("features",))
+    assert [(e["loc"], e["type"]) for e in errors] == [(["features", "age"], "not_finite")]
+    assert schema.validate_record({"age": 10**300}) == {"age": 1e300}

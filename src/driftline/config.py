@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="How long /predict waits for queue space before answering 503.",
     )
     max_batch_size: int = Field(default=1_000, ge=1, description="Max rows per /predict/batch.")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1_024,
+        description="Largest request body accepted, in bytes (413 beyond it, chunked too).",
+    )
     microbatch_max_wait_ms: float = Field(
         default=1.0, ge=0, le=50, description="Max wait to gather concurrent /predict calls."
     )

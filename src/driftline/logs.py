@@ -27,7 +27,10 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
+from driftline.limits import MAX_REQUEST_ID_LENGTH, escape_control, valid_request_id
+
 __all__ = [
+    "MAX_REQUEST_ID_LENGTH",
     "JsonFormatter",
     "RequestContext",
     "RequestIdFilter",
@@ -41,22 +44,11 @@ __all__ = [
     "valid_request_id",
 ]
 
-#: Longest request id accepted (the store's column and the API's ``request_id`` field).
-MAX_REQUEST_ID_LENGTH = 128
 
 
 def new_request_id() -> str:
     """A fresh request id: 32 hex digits."""
     return uuid.uuid4().hex
-
-
-def valid_request_id(value: str) -> bool:
-    """Whether a client's id can be used as is: 1 to 128 printable ASCII characters, no spaces.
-
-    >>> valid_request_id("flow-42"), valid_request_id(""), valid_request_id("a b")
-    (True, False, False)
-    """
-    return 0 < len(value) <= MAX_REQUEST_ID_LENGTH and all("!" <= ch <= "~" for ch in value)
 
 
 @dataclass
@@ -133,18 +125,25 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger: message``, with ``[request id]`` before the message in a request."""
+    """``time level logger: message``, with ``[request id]`` before the message in a request.
+
+    Control characters in the message and the id are escaped (``\\r``, ``\\n``...): a
+    client's text (a URL path, a value) can never start a forged line.
+    """
+
+    _PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    _WITH_ID = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._with_id = logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
-        )
+        super().__init__(self._PLAIN)
 
-    def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "request_id", None) is not None:
-            return self._with_id.format(record)
-        return super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        values = {**vars(record), "message": escape_control(record.message)}
+        request_id = values.get("request_id")
+        if request_id is None:
+            return self._PLAIN % values
+        values["request_id"] = escape_control(str(request_id))
+        return self._WITH_ID % values
 
 
 def configure_logging(settings: Any) -> None:

@@ -2,8 +2,11 @@
 
 A schema is saved with every model version. Requests are checked against it before the model
 sees them; every bad field is reported at once, in FastAPI's error shape, so a client can fix
-all of them in one go. Values that are *valid but unusual* (out of the training range, an unseen
-category) are accepted: they are data-quality signals for the monitor, not request errors.
+all of them in one go. Text no store can hold is an error too: a category with a control
+character or a lone surrogate, or longer than :data:`~driftline.limits.MAX_TEXT_LENGTH`; so is
+an integer beyond a double's range. Values that are *valid but unusual* (out of the training
+range, an unseen category) are accepted: they are data-quality signals for the monitor, not
+request errors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import DataError, ValidationError
+from driftline.limits import MAX_TEXT_LENGTH, NAME_ECHO_LENGTH, echo, text_problem
 
 __all__ = [
     "FeatureKind",
@@ -65,7 +69,15 @@ class FeatureSpec:
                 )
             if isinstance(value, float) and not math.isfinite(value):
                 return None, _error(loc, f"expected a finite number, got {value}", "not_finite")
-            return float(value), None
+            try:
+                return float(value), None
+            except OverflowError:  # an integer beyond a double's range (±1.8e308)
+                return None, _error(
+                    loc,
+                    f"expected a number within ±1.8e308, got an integer of "
+                    f"{len(str(abs(value)))} digits",
+                    "not_finite",
+                )
         if self.kind == "boolean":
             if not isinstance(value, bool):
                 return None, _error(
@@ -76,6 +88,9 @@ class FeatureSpec:
             return None, _error(
                 loc, f"expected a string category, got {type(value).__name__}", "type_error.str"
             )
+        problem = text_problem(value, max_length=MAX_TEXT_LENGTH)
+        if problem is not None:  # no store could hold it (or it is absurdly long)
+            return None, _error(loc, f"category {problem}", "value_error.text")
         return value, None
 
 
@@ -136,8 +151,10 @@ class FeatureSchema:
             raw: Mapping[str, Any] = features
             for key in features:
                 if key not in self._index:
+                    # the client's text, cut short and encodable
+                    name = echo(str(key), NAME_ECHO_LENGTH)
                     errors.append(
-                        _error((*loc, str(key)), f"unknown feature '{key}'", "unknown_feature")
+                        _error((*loc, name), f"unknown feature {name!r}", "unknown_feature")
                     )
         elif isinstance(features, Sequence) and not isinstance(features, str | bytes):
             if len(features) != len(self.features):

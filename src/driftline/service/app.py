@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import driftline
 from driftline.config import Settings, check_access
 from driftline.registry import Registry
 from driftline.service.context import RequestContextMiddleware
+from driftline.service.edge import HeaderCheckMiddleware
 from driftline.service.errors import install_error_handlers
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.routes import (
@@ -48,11 +50,13 @@ Serve the champion model, log every prediction off the hot path, join delayed la
 expose what happens as Prometheus metrics and a live WebSocket feed.
 
 Errors: a request that does not fit the model's schema gets **422** with one entry per bad
-field (`loc` names it); **503** with `Retry-After` means no model is loaded yet or the
-prediction log is full. Access control (README "Access control"): admin endpoints need
-`Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`; `POST /labels` needs `DRIFTLINE_LABELS_TOKEN` and
-reading logged traffic (`/predictions`, `/ws`, `/reports`, `/alerts`, `/audit`,
-`/dashboard/state`) needs `DRIFTLINE_READ_TOKEN` when those are set (the admin token also works).
+field (`loc` names it) and repeats at most a short prefix of a bad value; **413** means the
+body is larger than `DRIFTLINE_MAX_BODY_BYTES`; **503** with `Retry-After` means no model is
+loaded yet or the prediction log is full. Access control (README "Access control"): admin
+endpoints need `Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`; `POST /labels` needs
+`DRIFTLINE_LABELS_TOKEN` and reading logged traffic (`/predictions`, `/ws`, `/reports`,
+`/alerts`, `/audit`, `/dashboard/state`) needs `DRIFTLINE_READ_TOKEN` when those are set (the
+admin token also works).
 """
 
 
@@ -135,6 +139,9 @@ def create_app(
     )
     for module in (*routers, dashboard):
         app.include_router(module.router)
+    # Innermost first: the request context and the metrics see the 400s and 413s too.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    app.add_middleware(HeaderCheckMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     return app

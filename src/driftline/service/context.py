@@ -1,8 +1,10 @@
 """The request context of every HTTP request: its id, its span and its access-log line.
 
-The id comes from the client's ``X-Request-ID`` header when it is usable (1 to 128 printable
-characters), else it is generated; ``POST /predict`` adopts the body's ``request_id`` when the
-header is absent (:func:`driftline.logs.adopt_request_id`). It is bound in a context variable
+The id comes from the client's ``X-Request-ID`` header when it is usable (1 to 128 visible
+ASCII characters, :func:`driftline.limits.valid_request_id`), else it is generated;
+``POST /predict`` adopts the body's ``request_id`` when the header is absent
+(:func:`driftline.logs.adopt_request_id`; the body's id follows the same rule, so it can always
+be echoed in a header). It is bound in a context variable
 for the whole request, so every log line carries it, and echoed in the ``X-Request-ID`` header
 of the answer.
 """

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from driftline.limits import (
+    MAX_LABEL_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_REQUEST_ID_LENGTH,
+    MAX_VERSION,
+    label_problem,
+    request_id_problem,
+    text_problem,
+)
 
 __all__ = [
     "BatchInstance",
@@ -23,16 +33,52 @@ __all__ = [
     "ReloadResponse",
 ]
 
+
+def _request_id(value: str) -> str:
+    problem = request_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"request_id {problem}")
+    return value
+
+
+def _text(max_length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = text_problem(value, max_length=max_length)
+        if problem is not None:
+            raise ValueError(f"text {problem}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _label(value: str | int | bool | float) -> str | int | bool | float:
+    problem = label_problem(value)
+    if problem is not None:
+        raise ValueError(f"label {problem}")
+    return value
+
+
+#: A request id: what no store, header or log line would choke on (driftline.limits).
+RequestIdText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_REQUEST_ID_LENGTH,
+        json_schema_extra={"pattern": "^[!-~]+$"},
+    ),
+    AfterValidator(_request_id),
+]
+RoutingKeyText = Annotated[str, Field(min_length=1, max_length=256), _text(256)]
+ReasonText = Annotated[str, Field(max_length=MAX_REASON_LENGTH), _text(MAX_REASON_LENGTH)]
+Label = Annotated[str | int | bool | float, AfterValidator(_label)]
+
 RequestId = Field(
     default=None,
-    min_length=1,
-    max_length=128,
-    description="Your own id for this request (a flow id, an order id); generated if absent.",
+    description=f"Your own id for this request (a flow id, an order id): 1 to "
+    f"{MAX_REQUEST_ID_LENGTH} visible ASCII characters, no spaces; generated if absent.",
 )
 RoutingKey = Field(
     default=None,
-    min_length=1,
-    max_length=256,
     description="During a canary, requests with the same key (a user, a flow) always reach "
     "the same model; the request id is used when absent.",
 )
@@ -45,8 +91,8 @@ Features = Field(
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str | None = RequestId
-    routing_key: str | None = RoutingKey
+    request_id: RequestIdText | None = RequestId
+    routing_key: RoutingKeyText | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 
@@ -63,8 +109,8 @@ class PredictResponse(BaseModel):
 class BatchInstance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str | None = RequestId
-    routing_key: str | None = RoutingKey
+    request_id: RequestIdText | None = RequestId
+    routing_key: RoutingKeyText | None = RoutingKey
     features: dict[str, Any] | list[Any] = Features
 
 
@@ -83,8 +129,11 @@ class BatchPredictResponse(BaseModel):
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=128)
-    label: str | int | bool | float = Field(description="The true class of that request.")
+    request_id: RequestIdText = Field(description="The id of the prediction it labels.")
+    label: Label = Field(
+        description=f"The true class of that request: a finite number, a boolean or text of "
+        f"at most {MAX_LABEL_LENGTH} characters without control characters."
+    )
 
 
 class LabelsRequest(BaseModel):
@@ -174,8 +223,8 @@ class ReloadResponse(BaseModel):
 class AliasMoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1)
-    reason: str = Field(default="via API", max_length=500)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: ReasonText = "via API"
 
 
 class AliasMoveResponse(BaseModel):
@@ -234,3 +283,160 @@ class MetricsSummary(BaseModel):
     traffic: TrafficSummary
     drift: DriftSummary
     accuracy: AccuracySummary
+
+
+# --- alerts and audit ---------------------------------------------------------------------------
+
+
+class AlertOut(BaseModel):
+    id: int
+    name: str
+    severity: str
+    status: str = Field(description="firing or resolved.")
+    labels: dict[str, str]
+    summary: str
+    description: str
+    value: float | None
+    starts_at: float
+    ends_at: float | None
+    notified: list[str] = Field(description="The notifiers that were told.")
+
+
+class AlertsPage(BaseModel):
+    items: list[AlertOut]
+    limit: int
+    offset: int
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    ts: float
+    kind: str
+    actor: str
+    model_version: int | None
+    message: str
+    details: dict[str, Any] = Field(description="The numbers and reasons of the decision.")
+    success: bool
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+
+
+# --- monitor reports ----------------------------------------------------------------------------
+
+
+class ReportSummary(BaseModel):
+    """The headline figures of one monitor report."""
+
+    id: int
+    ts: float
+    model_version: int
+    status: str = Field(description="ok, warning, critical or insufficient_data.")
+    window_start: float
+    window_end: float
+    rows: int | None
+    data_drift: str | None = Field(description="Severity: none, warning or critical.")
+    drifted_features: list[str]
+    prediction_drift: str | None
+    quality: str | None
+    estimated_accuracy: float | None
+    realized_accuracy: float | None
+    reference_accuracy: float | None
+    concept_drift: str | None = Field(description="State of the concept-drift detector.")
+
+
+class ReportsPage(BaseModel):
+    items: list[ReportSummary]
+    limit: int
+    offset: int
+
+
+class ReportWindow(BaseModel):
+    start: float
+    end: float
+    seconds: float
+    buckets: int
+
+
+class ReportOut(BaseModel):
+    """A whole monitor report (more sections may be added: they pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    ts: float
+    model_name: str
+    model_version: int | None
+    status: str = Field(description="ok, warning, critical or insufficient_data.")
+    window: ReportWindow
+    rows: int
+    data_drift: dict[str, Any] = Field(description="Per-feature tests, effect sizes, decision.")
+    prediction_drift: dict[str, Any] | None
+    quality: dict[str, Any]
+    performance: dict[str, Any] = Field(description="Estimated and realized metrics.")
+    concept_drift: dict[str, Any]
+    distributions: dict[str, Any] = Field(description="Reference and current bin shares.")
+
+
+# --- rollout ------------------------------------------------------------------------------------
+
+
+class RolloutStageOut(BaseModel):
+    stage: str
+    ts: float
+    reasons: list[str]
+
+
+class RolloutState(BaseModel):
+    """A rollout as stored (every worker reads the same)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    stage: str = Field(description="shadow, canary, watch, done, aborted or rolled_back.")
+    champion: int | None
+    challenger: int
+    canary_share: float
+    started_ts: float
+    stage_started_ts: float
+    baseline: dict[str, Any] | None
+    last_verdict: dict[str, Any] | None = Field(description="The last decision with its numbers.")
+    history: list[RolloutStageOut]
+
+
+class RolloutServing(BaseModel):
+    champion: int | None
+    challenger: int | None
+    canary_share: float
+
+
+class RolloutOut(RolloutState):
+    """The current (or last) rollout, and what this worker serves."""
+
+    started_at: float | None
+    reason: str
+    serving: RolloutServing
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+class DashboardState(BaseModel):
+    """What the dashboard page shows at start (chart series as plain JSON)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ts: float
+    model_name: str
+    worker: str
+    models: dict[str, Any]
+    rollout: dict[str, Any] | None
+    traffic: dict[str, Any]
+    classes: dict[str, Any]
+    heatmap: dict[str, Any]
+    accuracy: dict[str, Any]
+    latest_report: dict[str, Any] | None
+    alerts: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    settings: dict[str, float]

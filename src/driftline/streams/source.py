@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from driftline.errors import ConfigurationError, DriftlineError
+from driftline.limits import MAX_REQUEST_ID_LENGTH, request_id_problem
 from driftline.schema import label_text
 
 __all__ = [
@@ -52,10 +53,6 @@ __all__ = [
     "encode_event",
     "is_label_event",
 ]
-
-#: Longest request id the store keeps (the HTTP API refuses longer ones too).
-MAX_REQUEST_ID_LENGTH = 128
-
 
 class StreamError(DriftlineError):
     """The stream broker failed an operation (unreachable, refused a command)."""
@@ -222,6 +219,7 @@ def decode_event(event: StreamEvent) -> tuple[Any, str | None, list[dict[str, An
     (FastAPI's shape: ``loc``, ``msg``, ``type``), empty when the event is well formed.
 
     Only the envelope is checked here; the features are checked against the model's schema.
+    A ``request_id`` follows the HTTP API's rule (:func:`driftline.limits.request_id_problem`).
     """
     errors: list[dict[str, Any]] = []
     features: Any = None
@@ -243,13 +241,7 @@ def decode_event(event: StreamEvent) -> tuple[Any, str | None, list[dict[str, An
                     )
                 )
     request_id = event.fields.get("request_id")
-    if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID_LENGTH:
-        errors.append(
-            _error(
-                ("request_id",),
-                f"request_id must have 1 to {MAX_REQUEST_ID_LENGTH} characters, "
-                f"got {len(request_id)}",
-                "value_error.request_id",
-            )
-        )
+    problem = request_id_problem(request_id) if request_id is not None else None
+    if problem is not None:  # the same rule as the HTTP API's
+        errors.append(_error(("request_id",), f"request_id {problem}", "value_error.request_id"))
     return features, request_id, errors

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from driftline.service import dashboard
 from driftline.service.deps import ReadDep, RuntimeDep
+from driftline.service.schemas import DashboardState
 
 router = APIRouter(tags=["dashboard"])
 
@@ -26,7 +27,7 @@ async def page() -> HTMLResponse:
     return HTMLResponse(dashboard.index_html(), headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/state")
+@router.get("/dashboard/state", response_model=DashboardState)
 async def state(request: Request, runtime: RuntimeDep, _read: ReadDep) -> dict[str, Any]:
     """What the dashboard shows at start (and again after a report, alert, model or rollout
     event)."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from driftline.durations import parse_duration
 from driftline.errors import ConfigurationError, ValidationError
+from driftline.limits import MAX_ROW_ID, MAX_VERSION
 from driftline.schema import label_text
 from driftline.service.deps import RuntimeDep, SessionDep, require_read
 from driftline.service.schemas import PredictionsPage
@@ -28,10 +29,10 @@ def list_predictions(
     ] = None,
     start: Annotated[datetime | None, Query(description="ISO 8601 time or UNIX seconds.")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 time or UNIX seconds.")] = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     has_label: Annotated[bool | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     """Predictions, newest first, each with its label once one has arrived."""
     start_ts = start.timestamp() if start is not None else None

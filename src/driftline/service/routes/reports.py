@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
+from driftline.limits import MAX_ROW_ID
 from driftline.service.deps import AdminDep, RuntimeDep, SessionDep, require_read
+from driftline.service.routes.models import ADMIN
+from driftline.service.schemas import ReportOut, ReportsPage
 from driftline.store import queries
 
 # Reports are computed from logged features: reading them needs the read permission.
@@ -44,12 +47,12 @@ def summary(row: queries.ReportRow) -> dict[str, Any]:
     }
 
 
-@router.get("/reports")
+@router.get("/reports", response_model=ReportsPage)
 def list_reports(
     session: SessionDep,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     """Monitor reports, newest first, as headline figures (full bodies at /reports/{id})."""
     rows = queries.list_reports(
@@ -58,7 +61,11 @@ def list_reports(
     return {"items": [summary(r) for r in rows], "limit": limit, "offset": offset}
 
 
-@router.get("/reports/latest", responses={404: {"description": "No report yet."}})
+@router.get(
+    "/reports/latest",
+    response_model=ReportOut,
+    responses={404: {"description": "No report yet."}},
+)
 def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     """The newest report, whole: per-feature drift, prediction drift, quality, estimated
     and realized performance, concept-drift state, distributions."""
@@ -73,15 +80,25 @@ def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return {**row.body, "id": row.id}
 
 
-@router.get("/reports/{report_id}", responses={404: {"description": "No such report."}})
-def get_report(report_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/reports/{report_id}",
+    response_model=ReportOut,
+    responses={404: {"description": "No such report."}},
+)
+def get_report(
+    report_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep
+) -> dict[str, Any]:
     row = queries.get_report(report_id, session=session)
     if row is None:
         raise HTTPException(404, f"no report {report_id}")
     return {**row.body, "id": row.id}
 
 
-@router.post("/reports/run", responses={401: {}, 403: {}})
+@router.post(
+    "/reports/run",
+    response_model=ReportOut,
+    responses={**ADMIN, 409: {"description": "No champion to monitor yet."}},
+)
 async def run_report(_admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Run the monitor now (on this worker) and return the new report."""
     body = await run_in_threadpool(runtime.monitor_job)

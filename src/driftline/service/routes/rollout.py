@@ -9,17 +9,24 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.errors import DriftlineError
+from driftline.limits import MAX_VERSION
 from driftline.loop.controller import abort_rollout, read_rollout, start_rollout
 from driftline.service.deps import AdminDep, RuntimeDep
 from driftline.service.routes.models import ADMIN
+from driftline.service.schemas import ReasonText, RolloutOut, RolloutState
 
 router = APIRouter(tags=["loop"])
+
+ROLLOUT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ADMIN,
+    409: {"description": "The rollout cannot start or stop now; detail says why."},
+}
 
 
 class RolloutStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The registered version to roll out.")
+    version: int = Field(ge=1, le=MAX_VERSION, description="The registered version to roll out.")
     stage: Literal["shadow", "canary"] = Field(
         default="shadow", description="Where to start: shadow (safe) or straight to canary."
     )
@@ -28,10 +35,14 @@ class RolloutStart(BaseModel):
 class RolloutAbort(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="aborted by hand", max_length=500)
+    reason: ReasonText = "aborted by hand"
 
 
-@router.get("/rollout", responses={404: {"description": "No rollout has run yet."}})
+@router.get(
+    "/rollout",
+    response_model=RolloutOut,
+    responses={404: {"description": "No rollout has run yet."}},
+)
 async def get_rollout(runtime: RuntimeDep) -> dict[str, Any]:
     """The current (or last) rollout: stage, champion and challenger versions, canary share,
     the last verdict with its numbers, and the stage history. Every worker reads the same
@@ -52,7 +63,7 @@ async def get_rollout(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.post("/rollout/start", responses=ADMIN)
+@router.post("/rollout/start", response_model=RolloutState, responses=ROLLOUT_ERRORS)
 async def post_rollout_start(
     body: RolloutStart, _admin: AdminDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -71,7 +82,7 @@ async def post_rollout_start(
         raise HTTPException(status_code=409, detail=str(exc)) from exc
 
 
-@router.post("/rollout/abort", responses=ADMIN)
+@router.post("/rollout/abort", response_model=RolloutState, responses=ROLLOUT_ERRORS)
 async def post_rollout_abort(
     body: RolloutAbort, _admin: AdminDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
