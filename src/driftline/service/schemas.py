@@ -440,3 +440,38 @@ class DashboardState(BaseModel):
     alerts: list[dict[str, Any]]
     audit: list[dict[str, Any]]
     settings: dict[str, float]
+
+
+# --- the served model's schema (GET /schema) ------------------------------------------------------
+
+
+class FeatureDistribution(BaseModel):
+    missing: float = Field(description="Share of reference rows without a value.")
+    quantiles: list[float | None] | None = Field(
+        default=None, description="Numeric features: reference quantiles."
+    )
+    values: list[Any] | None = Field(
+        default=None, description="Categorical and boolean features: the most frequent values."
+    )
+    frequencies: list[float] | None = Field(default=None, description="Shares of ``values``.")
+
+
+class FeatureOut(BaseModel):
+    name: str
+    kind: str
+    nullable: bool
+    integer: bool
+    minimum: float | None
+    maximum: float | None
+    categories: list[str]
+    distribution: FeatureDistribution | None
+
+
+class SchemaResponse(BaseModel):
+    model_name: str
+    version: int | None
+    features: list[FeatureOut]
+    target: str | None
+    classes: list[Any]
+    task: str
+    reference_rows: int

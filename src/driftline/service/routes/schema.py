@@ -10,11 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 
 from driftline.loadtest import describe_features
 from driftline.service.deps import ChampionDep, RuntimeDep
+from driftline.service.schemas import SchemaResponse
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/schema", responses={503: {"description": "No champion loaded yet."}})
+@router.get(
+    "/schema",
+    response_model=SchemaResponse,
+    responses={503: {"description": "No champion loaded yet."}},
+)
 async def feature_schema(champion: ChampionDep, runtime: RuntimeDep) -> dict[str, Any]:
     """The champion's feature schema (names, kinds, ranges, categories, target, classes) and,
     per feature, the quantiles or value frequencies and the missing share of its training
