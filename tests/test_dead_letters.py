@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from driftline.config import Settings
+from driftline.models import ModelBundle
+from driftline.registry import Registry
+from driftline.service import create_app
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.store import Store, StoreWriter, open_store, queries, record_handlers
 from driftline.store.spill import SpillLog
 from driftline.store.tables import DeadLetter, Label, Prediction
 from driftline.store.writer import error_text, is_record_error
+from tests.test_api import row as features_row
 from tests.test_store import prediction
 
 GOOD = 1_000
@@ -274,3 +281,55 @@ def test_record_errors_are_told_from_store_errors(store: Store) -> None:
     assert not is_record_error(down.value)
     assert not is_record_error(TimeoutError("silent network"))
     assert is_record_error(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates"))
+
+
+def test_ready_and_metrics_show_a_writer_that_does_not_drain(
+    settings: Settings, trained_bundle: ModelBundle
+) -> None:
+    """The store answers a probe but refuses every insert (a broken table, a full disk): the
+    records wait in the spill, /ready says so within the threshold, /metrics shows their age;
+    once inserts work again everything lands exactly once and /ready recovers."""
+    store = open_store(settings.database_url)
+    Registry.from_settings(settings, store).register(trained_bundle, actor="test")
+    settings = settings.model_copy(update={"writer_max_unwritten_age_seconds": 1.0})
+    with TestClient(create_app(settings)) as client:
+        writer = client.app.state.runtime.writer  # type: ignore[attr-defined]
+        first = client.post("/predict", json={"features": features_row(0), "request_id": "r0"})
+        assert first.status_code == 200
+        assert writer.flush(10)
+        assert client.get("/ready").status_code == 200
+        working = writer.inserters["prediction"]
+
+        def broken(rows: Sequence[dict[str, Any]], session: Session) -> None:
+            raise OperationalError("INSERT INTO predictions", {}, Exception("disk I/O error"))
+
+        writer.inserters["prediction"] = broken
+        for i in range(1, 6):
+            r = client.post("/predict", json={"features": features_row(i), "request_id": f"r{i}"})
+            assert r.status_code == 200
+        assert writer.flush(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = client.get("/ready")
+            if any(x.startswith("store writer not draining") for x in ready.json()["reasons"]):
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 503, ready.json()
+        assert ready.json()["writer_oldest_unwritten_seconds"] > 1.0
+        scraped = client.get("/metrics").text
+        [age] = [
+            float(line.split()[1])
+            for line in scraped.splitlines()
+            if line.startswith("driftline_writer_oldest_unwritten_seconds ")
+        ]
+        assert age > 1.0
+
+        writer.inserters["prediction"] = working
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.get("/ready").status_code != 200:
+            time.sleep(0.1)
+        assert client.get("/ready").status_code == 200
+        assert writer.oldest_unwritten_age() == 0.0
+    ids, count = stored(store)
+    store.dispose()
+    assert ids == {f"r{i}" for i in range(6)} and count == 6
