@@ -39,19 +39,27 @@ QUIET = 3.0  # > 4 flush intervals without traffic before kill -9
 GRACE = 8.0  # SIGTERM, then SIGKILL if still alive
 
 
-class Traffic(threading.Thread):
-    """Predictions (and every fifth a label) one after another, recording what was acked."""
+class Traffic:
+    """Predictions one after another, and labels for every fifth acknowledged one from a
+    second client (a label that waits never holds up predictions); records what was acked."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        super().__init__(daemon=True)
         self.url = url
         self.prefix = prefix
         self.sent: list[str] = []
         self.acked: list[str] = []
         self.labels_acked: list[str] = []
         self.halt = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._predict, daemon=True),
+            threading.Thread(target=self._label, daemon=True),
+        ]
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def _predict(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             i = 0
             while not self.halt.is_set():
@@ -61,19 +69,32 @@ class Traffic(threading.Thread):
                     r = client.post("/predict", json={"features": row(i), "request_id": rid})
                     if r.status_code == 200:
                         self.acked.append(rid)
-                    if i % 5 == 0:
-                        r = client.post("/labels", json={"request_id": rid, "label": i % 2})
-                        if r.status_code == 200:
-                            self.labels_acked.append(rid)
                 except httpx.HTTPError:
                     pass
                 i += 1
                 time.sleep(0.01)
 
+    def _label(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            done = 0
+            while not self.halt.is_set():
+                if len(self.acked) <= done + 5:
+                    time.sleep(0.02)
+                    continue
+                done += 5
+                rid = self.acked[done]
+                try:
+                    r = client.post("/labels", json={"request_id": rid, "label": done % 2})
+                    if r.status_code == 200:
+                        self.labels_acked.append(rid)
+                except httpx.HTTPError:
+                    pass
+
     def stop(self) -> None:
         self.halt.set()
-        self.join(30)
-        assert not self.is_alive()
+        for t in self._threads:
+            t.join(30)
+            assert not t.is_alive()
 
 
 def _stored(pg_url: str) -> tuple[set[str], int, set[str]]:

@@ -43,7 +43,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
@@ -473,7 +473,8 @@ class StoreWriter:
                 return
 
     def _maintain(self) -> None:
-        """Probe a store that is down; move spill files in, a little at a time."""
+        """Probe a store that is down; move spill files in, a little at a time. A store
+        that was down counts as up again once a replay step went through."""
         if self._store_up and not (self._replay_wanted or self.spill.pending):
             return
         if time.monotonic() < self._next_probe:
@@ -482,11 +483,13 @@ class StoreWriter:
         if not self._store_up and not self._probe():
             self._mark_down()
             return
+        result = self._replay(max(0.1, self.flush_interval / 2), self._caller)
+        if result == "failed":
+            return
         self._mark_up()
-        budget = max(0.1, self.flush_interval / 2)
-        if self._replay(budget, self._caller):
+        if result == "done":
             self._replay_wanted = False
-        elif self._store_up:  # budget spent: go on right after the next batch
+        else:  # budget spent: go on right after the next batch
             self._next_probe = 0.0
 
     def _probe(self) -> bool:
@@ -504,9 +507,9 @@ class StoreWriter:
         otherwise the spill file stays for the next process to replay."""
         self._collect_late()
         wanted = self._replay_wanted or self.spill.pending
-        if wanted and (self._store_up or self._probe()):
+        reachable = wanted and (self._store_up or self._probe())
+        if reachable and self._replay(None, self._caller) == "done":
             self._mark_up()
-            self._replay(None, self._caller)
         self.spill.release()
 
     def _take_batch(self, stopping: bool) -> tuple[list[_QueueItem], bool]:
@@ -738,11 +741,11 @@ class StoreWriter:
 
     # --- replay -------------------------------------------------------------------------------
 
-    def _replay(self, budget: float | None, call: CallFn) -> bool:
+    def _replay(self, budget: float | None, call: CallFn) -> Literal["done", "more", "failed"]:
         """Move every claimable spill file into the store, oldest first, for about ``budget``
-        seconds (``None``: until done). ``True`` when no claimable file is left; on a store
-        error the store is marked down and the file stays (what was committed of it is
-        inserted again, idempotently, next time)."""
+        seconds (``None``: until done): ``"done"`` when no claimable file is left, ``"more"``
+        when the budget ran out. On a store error (``"failed"``) the store is marked down and
+        the file stays (what was committed of it is inserted again, idempotently, later)."""
         self.spill.release()
         started = time.monotonic()
         files = claim_spill_files(self.spill_dir)
@@ -754,7 +757,7 @@ class StoreWriter:
                 done = self._replay_cursor.get(path, 0)
                 while done < len(records):
                     if budget is not None and time.monotonic() - started > budget:
-                        return False
+                        return "more"
                     chunk = records[done : done + self.batch_size]
                     deadline = time.monotonic() + self.commit_timeout
                     out = self._attempt(chunk, deadline, call)
@@ -766,7 +769,7 @@ class StoreWriter:
                     if failure is not None:
                         log.warning("replay of %s failed (%s); will retry", path.name, failure)
                         self._mark_down()
-                        return False
+                        return "failed"
                     done += len(chunk)
                     self._replay_cursor[path] = done
                 path.unlink()
@@ -776,4 +779,4 @@ class StoreWriter:
         with self._state_lock:
             if not self.spill.pending:
                 self._spilled_since = None
-        return True
+        return "done"
