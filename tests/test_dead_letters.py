@@ -168,9 +168,10 @@ def test_a_spill_file_with_poison_rows_replays_after_a_restart(
 
     # A replay cut short and done again (the same file once more) changes nothing.
     (spill / "spill-again.jsonl").write_text(saved)
-    again, _ = make_writer(store, spill, batch_size=200)
+    again, again_metrics = make_writer(store, spill, batch_size=200)
     assert again.replay_now() == GOOD + len(bad)  # handled again: inserted as no-ops
     check_outcome(store, metrics, {f"s{i}" for i in range(GOOD)}, [(r, w) for r, _, w in bad])
+    assert dead_count(again_metrics) == 0  # nothing new was dead-lettered
 
 
 def test_a_refused_label_is_dead_lettered_and_the_others_acknowledged(

@@ -178,6 +178,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = _alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            # A migration may rewrite a large table: not bounded by the statement timeout.
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

@@ -799,7 +799,7 @@ def insert_dead_letters(rows: Sequence[dict[str, Any]], *, session: Session) -> 
     """Keep refused records (``ts``, ``kind``, ``fingerprint``, ``record``, ``error``); a
     fingerprint already stored is skipped. Returns how many rows are new."""
     added = 0
-    for r in rows:  # one at a time: dead letters are rare, and rowcount is exact per row
+    for r in rows:  # one at a time: dead letters are rare, and each says whether it is new
         stmt = (
             _dialect_insert(session, DeadLetter.__table__)
             .values(
@@ -810,8 +810,9 @@ def insert_dead_letters(rows: Sequence[dict[str, Any]], *, session: Session) -> 
                 error=str(r["error"]),
             )
             .on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(DeadLetter.__table__.c.id)
         )
-        added += max(0, int(session.execute(stmt).rowcount or 0))  # type: ignore[attr-defined]
+        added += session.execute(stmt).scalar_one_or_none() is not None
     return added
 
 

@@ -154,7 +154,7 @@ class _Caller:
     meanwhile every new call is refused at once."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.current: _Call | None = None
 
@@ -176,9 +176,15 @@ class _Caller:
         self._jobs.put(call)
         return call.wait(timeout)
 
+    def close(self) -> None:
+        """Let the helper thread end (after the call in hand, if one hangs)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
     def _loop(self) -> None:
-        while True:
-            self._jobs.get().run()
+        while (call := self._jobs.get()) is not None:
+            call.run()
 
 
 def _call_in_thread(fn: Callable[[], Any], timeout: float) -> Any:
@@ -390,23 +396,7 @@ class StoreWriter:
         leftovers = records
         if self._store_up:
             deadline = time.monotonic() + self.commit_timeout
-            out = self._attempt(records, deadline, _call_in_thread)
-            self._count_written(out.written, live=True)
-            leftovers = out.unwritten
-            if out.failure is not None:
-                log.warning(
-                    "store write failed (%s); spilling %d %s record(s)",
-                    out.failure,
-                    len(leftovers) + len(out.dead),
-                    kind,
-                )
-                self._mark_down()
-                leftovers = leftovers + [r for r, _ in out.dead]
-            elif out.dead:
-                failure = self._dead_letter(out.dead, _call_in_thread)
-                if failure is not None:
-                    self._mark_down()
-                    leftovers = leftovers + [r for r, _ in out.dead]
+            leftovers = self._store_or_leave(records, deadline, _call_in_thread)
         if not leftovers:
             return "store"
         try:
@@ -469,6 +459,7 @@ class StoreWriter:
             self._maintain()
             if stopping and self._queue.empty():
                 self._finish()
+                self._caller.close()
                 self._idle.set()
                 return
 
@@ -562,28 +553,44 @@ class StoreWriter:
         if not self._store_up:
             self._spill_batch(batch, oldest)
             return "spill"
-        now = time.monotonic()
-        deadline = max(oldest + self.flush_interval, now + self.commit_timeout / 2)
-        out = self._attempt(batch, deadline, self._caller)
+        deadline = max(oldest + self.flush_interval, time.monotonic() + self._floor)
+        leftovers = self._store_or_leave(batch, deadline, self._caller)
+        if leftovers:
+            self._spill_batch(leftovers, oldest)
+        return "spill" if leftovers else "store"
+
+    @property
+    def _floor(self) -> float:
+        """The least time one transaction is given before the writer stops waiting."""
+        return self.commit_timeout / 2
+
+    def _store_or_leave(
+        self, records: list[SpilledRecord], deadline: float, call: CallFn
+    ) -> list[SpilledRecord]:
+        """Write ``records`` (dead-lettering refused ones) by ``deadline``; returns those that
+        must be spilled instead: all that remain after a store error, or when time ran out
+        (the store stays up then: the replay finishes the job)."""
+        out = self._attempt(records, call, deadline)
         self._count_written(out.written, live=True)
         leftovers = out.unwritten
+        dead = out.dead
         if out.failure is not None:
             log.warning(
                 "store write failed (%s); spilling %d record(s)",
                 out.failure,
-                len(leftovers) + len(out.dead),
+                len(leftovers) + len(dead),
             )
             self._mark_down()
-            leftovers = leftovers + [r for r, _ in out.dead]
-        if leftovers:
-            self._spill_batch(leftovers, oldest)
-        if out.dead and out.failure is None:
-            failure = self._dead_letter(out.dead, self._caller)
-            if failure is not None:  # isolated again when the spill is replayed
+            leftovers, dead = leftovers + [r for r, _ in dead], []
+        elif dead and deadline - time.monotonic() < self._floor:
+            leftovers, dead = leftovers + [r for r, _ in dead], []  # isolated again on replay
+        if dead:
+            failure = self._dead_letter(dead, call, max(self._floor, deadline - time.monotonic()))
+            if failure is not None:
                 log.warning("dead letters not stored (%s); spilling them", failure)
                 self._mark_down()
-                self._spill_batch([r for r, _ in out.dead], oldest)
-        return "spill" if leftovers else "store"
+                leftovers = leftovers + [r for r, _ in dead]
+        return leftovers
 
     # --- one attempt at a list of records: commit, or isolate the refused ones -------------
 
@@ -596,17 +603,30 @@ class StoreWriter:
                 inserter(rows, session)
 
     def _attempt(
-        self, records: list[SpilledRecord], deadline: float, call: CallFn
+        self, records: list[SpilledRecord], call: CallFn, deadline: float | None = None
     ) -> _Outcome:
         """Commit ``records``; on a record error, split them in halves (each its own
-        transaction) until every refused record stands alone. Stops at the first store error
-        or at ``deadline``; what is not committed then is in ``unwritten``."""
+        transaction) until every refused record stands alone. A transaction may take
+        ``commit_timeout``; with a ``deadline``, the first one gets until then (at least half
+        of ``commit_timeout``) and no other starts with less than that left. Stops at the
+        first store error (``failure``) or at the deadline; what is not committed then is in
+        ``unwritten``."""
         out = _Outcome()
         parts: deque[list[SpilledRecord]] = deque([records] if records else [])
+        first = True
         while parts:
+            timeout = self.commit_timeout
+            if deadline is not None:
+                timeout = deadline - time.monotonic()
+                if first:
+                    timeout = max(timeout, self._floor)
+                elif timeout < self._floor:
+                    out.unwritten = list(itertools.chain.from_iterable(parts))
+                    break
+            first = False
             part = parts.popleft()
             try:
-                call(functools.partial(self._transaction, part), deadline - time.monotonic())
+                call(functools.partial(self._transaction, part), timeout)
             except Exception as exc:
                 if isinstance(exc, StoreTimeoutError) and call is self._caller:
                     self._remember_late(part)
@@ -625,10 +645,11 @@ class StoreWriter:
         return out
 
     def _dead_letter(
-        self, dead: list[tuple[SpilledRecord, str]], call: CallFn
+        self, dead: list[tuple[SpilledRecord, str]], call: CallFn, timeout: float
     ) -> BaseException | None:
         """Store refused records with their error; ``None`` when done (in the table, or in
-        the dead-letter file if the table refuses them too), else the store error."""
+        the dead-letter file if the table refuses them too), else the store error. Only
+        records not dead-lettered before (by fingerprint) are counted."""
         now = time.time()
         rows = []
         for (kind, row), error in dead:
@@ -643,25 +664,27 @@ class StoreWriter:
                     "error": error,
                 }
             )
-            log.error("store refused a %s record (%s); dead-lettered", _printable(kind), error)
 
-        def insert() -> int:
+        def insert() -> list[bool]:
             with self.sessions.begin() as session:
-                return insert_dead_letters(rows, session=session)
+                return [insert_dead_letters([r], session=session) > 0 for r in rows]
 
         try:
-            call(insert, self.commit_timeout)
+            added: list[bool] = call(insert, timeout)
         except Exception as exc:
             if not is_record_error(exc):
                 return exc
             log.error("store refused the dead letters too (%s); writing %s", exc, DEAD_LETTER_FILE)
             self._dead_letter_to_file(rows, error_text(exc))
+            added = [True] * len(rows)
         counts: dict[str, int] = defaultdict(int)
-        for (kind, _), _error in dead:
-            counts[kind] += 1
+        for ((kind, _), error), new in zip(dead, added, strict=True):
+            if new:
+                counts[kind] += 1
+                log.error("store refused a %s record (%s); dead-lettered", _printable(kind), error)
         for kind, n in counts.items():
             self.listener.dead_lettered(kind, n)
-        self.dead_lettered_total += len(dead)
+        self.dead_lettered_total += sum(counts.values())
         return None
 
     def _dead_letter_to_file(self, rows: list[dict[str, Any]], why: str) -> None:
@@ -759,12 +782,11 @@ class StoreWriter:
                     if budget is not None and time.monotonic() - started > budget:
                         return "more"
                     chunk = records[done : done + self.batch_size]
-                    deadline = time.monotonic() + self.commit_timeout
-                    out = self._attempt(chunk, deadline, call)
+                    out = self._attempt(chunk, call)
                     self._count_written(out.written, live=False)
                     failure = out.failure
                     if failure is None and out.dead:
-                        failure = self._dead_letter(out.dead, call)
+                        failure = self._dead_letter(out.dead, call, self.commit_timeout)
                         self.replayed_total += len(out.dead) if failure is None else 0
                     if failure is not None:
                         log.warning("replay of %s failed (%s); will retry", path.name, failure)
