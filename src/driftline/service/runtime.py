@@ -603,8 +603,6 @@ class ServingRuntime:
     async def store_reachable(self) -> bool:
         """Whether the store answers a trivial query now, bounded by the connect timeout (a
         silent network answers ``False`` instead of hanging the caller)."""
-        if self.writer is not None and not self.writer.store_up:
-            return False
         limit = StoreTimeouts.from_settings(self.settings).connect + 1.0
         try:
             return await asyncio.wait_for(
