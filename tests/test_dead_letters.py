@@ -334,3 +334,38 @@ def test_ready_and_metrics_show_a_writer_that_does_not_drain(
     ids, count = stored(store)
     store.dispose()
     assert ids == {f"r{i}" for i in range(6)} and count == 6
+
+
+def test_a_writer_that_can_neither_write_nor_spill_is_reported_stuck(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """The store refuses every insert and the spill folder cannot be created: the writer
+    keeps the batch and retries, and says it does not drain instead of pretending."""
+    (tmp_path / "file").write_text("")
+
+    def down(rows: Sequence[dict[str, Any]], session: Session) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    writer = StoreWriter(
+        sqlite_store.engine,
+        sqlite_store.sessions,
+        {"prediction": down},
+        tmp_path / "file" / "spill",  # under a regular file: mkdir fails
+        flush_interval=0.1,
+        retry_interval=0.1,
+    )
+    writer.start()
+    assert writer.problems(0.5) == []
+    assert writer.offer("prediction", prediction("x", 1.0))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(writer.problems(0.5)) < 2:
+        time.sleep(0.05)
+    problems = writer.problems(0.5)
+    assert any(p.startswith("store writer stuck") for p in problems), problems
+    assert any(p.startswith("store writer not draining") for p in problems), problems
+    assert writer.oldest_unwritten_age() > 0.5
+    (tmp_path / "file").unlink()  # the disk is back: the batch lands in the spill log
+    (tmp_path / "file").mkdir()
+    writer.stop()
+    assert writer.spilled_total == 1
+    assert not any(p.startswith("store writer stuck") for p in writer.problems(0.5))

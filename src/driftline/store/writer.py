@@ -456,7 +456,11 @@ class StoreWriter:
                 self._write_batch(batch)
             elif self._queue.empty():
                 self._idle.set()
-            self._maintain()
+            try:
+                self._maintain()
+            except Exception:  # the spill stays for the next attempt
+                log.exception("writer failed replaying the spill log")
+                self._mark_down()
             if stopping and self._queue.empty():
                 self._finish()
                 self._caller.close()
@@ -543,7 +547,12 @@ class StoreWriter:
                 "driftline.writer.batch",
                 {"driftline.write.kind": kinds, "driftline.rows": len(batch)},
             ) as span:
-                durable = self._commit_or_spill(batch, oldest)
+                try:
+                    durable = self._commit_or_spill(batch, oldest)
+                except Exception:  # a bug must not lose the batch nor kill the thread
+                    log.exception("writer failed on a batch; spilling it")
+                    self._spill_batch(batch, oldest)
+                    durable = "spill"
                 span.set_attribute("driftline.write.durable", durable)
         finally:
             self._inflight_since = None
