@@ -20,7 +20,8 @@ Guarantees (the README's "Durability" section says the same):
   the store will not take even that, to ``dead-letters.jsonl`` in the spill folder). The same
   holds for a spill file under replay, so one poison row never blocks the others.
 * :meth:`StoreWriter.write_now` is for records that must be durable before the caller answers
-  (labels): it writes synchronously (bounded the same way), or spills with fsync.
+  (labels, stream consumers): it writes synchronously, waiting at most ``sync_timeout``
+  (default ``max(2, 4 × commit_timeout)`` seconds), or spills with fsync.
 * A full queue is never a silent drop: :meth:`offer` returns ``False`` and the caller decides
   (the API waits briefly, then answers 503).
 """
@@ -270,6 +271,7 @@ class StoreWriter:
         flush_interval: float = 1.0,
         retry_interval: float = 1.0,
         commit_timeout: float | None = None,
+        sync_timeout: float | None = None,
         listener: WriterListener | None = None,
     ) -> None:
         self.engine = engine
@@ -284,6 +286,11 @@ class StoreWriter:
         #: The longest wait for one store transaction (a batch gets at least half of it).
         self.commit_timeout = (
             max(flush_interval, 0.25) if commit_timeout is None else commit_timeout
+        )
+        #: How long :meth:`write_now` waits for the store before it spills (its caller waits
+        #: anyway, and holds the records: no flush deadline applies).
+        self.sync_timeout = (
+            max(2.0, 4 * self.commit_timeout) if sync_timeout is None else sync_timeout
         )
         self.listener = listener or WriterListener()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -395,7 +402,7 @@ class StoreWriter:
         records: list[SpilledRecord] = [(kind, dict(r)) for r in rows]
         leftovers = records
         if self._store_up:
-            deadline = time.monotonic() + self.commit_timeout
+            deadline = time.monotonic() + self.sync_timeout
             leftovers = self._store_or_leave(records, deadline, _call_in_thread)
         if not leftovers:
             return "store"
@@ -690,7 +697,11 @@ class StoreWriter:
         for ((kind, _), error), new in zip(dead, added, strict=True):
             if new:
                 counts[kind] += 1
-                log.error("store refused a %s record (%s); dead-lettered", _printable(kind), error)
+                log.error(
+                    "store refused a %s record (%s); dead-lettered",
+                    _printable(kind),
+                    error.replace("\n", " "),  # one log line, whatever the driver says
+                )
         for kind, n in counts.items():
             self.listener.dead_lettered(kind, n)
         self.dead_lettered_total += sum(counts.values())
