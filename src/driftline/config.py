@@ -84,6 +84,28 @@ class Settings(BaseSettings):
         ge=0,
         description="How long /predict waits for queue space before answering 503.",
     )
+    # --- bounded store calls and the writer's readiness (README "Durability") ---------------
+    store_connect_timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Connect timeout; default max(2, 2 × flush interval)."
+    )
+    store_statement_timeout_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="PostgreSQL statement_timeout (0: none); default max(30, 30 × flush).",
+    )
+    store_tcp_user_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="libpq tcp_user_timeout (keepalives follow); default max(10, 10 × flush).",
+    )
+    store_busy_timeout_seconds: float | None = Field(
+        default=None, ge=0, description="SQLite busy timeout; default max(5, 5 × flush)."
+    )
+    writer_max_unwritten_age_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/ready answers 503 when a record waits longer than this for the store.",
+    )
     max_batch_size: int = Field(default=1_000, ge=1, description="Max rows per /predict/batch.")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
@@ -284,6 +306,15 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
         if not self.mlflow_registry_uri:
             self.mlflow_registry_uri = self.mlflow_tracking_uri
+        return self
+
+    @model_validator(mode="after")
+    def _check_writer_bounds(self) -> Settings:
+        if self.writer_max_unwritten_age_seconds <= self.flush_interval_seconds:
+            raise ValueError(
+                "writer_max_unwritten_age_seconds must exceed flush_interval_seconds "
+                f"({self.flush_interval_seconds}); got {self.writer_max_unwritten_age_seconds}"
+            )
         return self
 
     @property

@@ -19,7 +19,7 @@ from rich.markup import escape
 from driftline.config import Settings
 from driftline.errors import DriftlineError
 from driftline.registry import Registry
-from driftline.store import Store, open_store
+from driftline.store import Store, StoreTimeouts, open_store
 
 __all__ = ["ExitCode", "State", "console", "fail", "format_ts", "handle_errors", "state"]
 
@@ -66,7 +66,9 @@ class State:
     def store(self) -> Store:
         if self._store is None:
             self.settings.ensure_home()
-            self._store = open_store(self.settings.database_url)
+            self._store = open_store(
+                self.settings.database_url, timeouts=StoreTimeouts.from_settings(self.settings)
+            )
         return self._store
 
     @property

@@ -18,7 +18,7 @@ from driftline.logs import configure_logging
 from driftline.monitoring.window import WindowRecorder
 from driftline.registry import Registry
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
-from driftline.store import StoreWriter, open_store, record_handlers
+from driftline.store import StoreTimeouts, StoreWriter, open_store, record_handlers
 from driftline.streams import StreamConsumer, open_source
 
 __all__ = ["consume", "register_command"]
@@ -127,7 +127,7 @@ def consume(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, timeouts=StoreTimeouts.from_settings(settings))
     writer = StoreWriter(
         store.engine,
         store.sessions,

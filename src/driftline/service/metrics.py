@@ -176,6 +176,21 @@ class ServiceMetrics:
             ["kind"],
             registry=r,
         )
+        self.records_dead_lettered = Counter(
+            "driftline_records_dead_lettered_total",
+            "Records the store refused (encoding, constraint, value), kept as dead letters.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("prediction", "label", "bucket", "shadow"):
+            self.records_dead_lettered.labels(kind=kind)
+        self.writer_oldest_unwritten = Gauge(
+            "driftline_writer_oldest_unwritten_seconds",
+            "Age of the oldest record not yet in the store (queued, being written, or spilled "
+            "and not replayed); 0 when the writer has drained.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.queue_full = Counter(
             "driftline_queue_full_total",
             "Requests answered 503 because the prediction-log queue stayed full.",
@@ -429,6 +444,9 @@ class WriterMetricsListener(WriterListener):
 
     def replayed(self, kind: str, n: int) -> None:
         self.metrics.records_replayed.labels(kind=kind).inc(n)
+
+    def dead_lettered(self, kind: str, n: int) -> None:
+        self.metrics.records_dead_lettered.labels(kind=kind).inc(n)
 
     def store_state(self, up: bool) -> None:
         self.metrics.store_up.set(1 if up else 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -38,6 +39,7 @@ from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.service.online import OnlineLearner
 from driftline.store import (
     Store,
+    StoreTimeouts,
     StoreWriter,
     is_reachable,
     open_store,
@@ -122,7 +124,10 @@ class ServingRuntime:
         settings = self.settings
         settings.ensure_home()
         if self._store is None:
-            self._store = await asyncio.to_thread(open_store, settings.database_url)
+            timeouts = StoreTimeouts.from_settings(settings)
+            self._store = await asyncio.to_thread(
+                functools.partial(open_store, settings.database_url, timeouts=timeouts)
+            )
         if self._registry is None:
             self._registry = Registry.from_settings(settings, self._store)
         self.writer = StoreWriter(
@@ -562,6 +567,7 @@ class ServingRuntime:
     def refresh_gauges(self) -> None:
         if self.writer is not None:
             self.metrics.queue_depth.set(self.writer.depth)
+            self.metrics.writer_oldest_unwritten.set(self.writer.oldest_unwritten_age())
         self.metrics.ws_clients.set(len(self.hub))
 
     # --- logging --------------------------------------------------------------------------------
@@ -591,7 +597,21 @@ class ServingRuntime:
         return durable
 
     async def store_reachable(self) -> bool:
-        return await asyncio.to_thread(is_reachable, self.store.engine)
+        """Whether the store answers a trivial query now, bounded by the connect timeout (a
+        silent network answers ``False`` instead of hanging the caller)."""
+        limit = StoreTimeouts.from_settings(self.settings).connect + 1.0
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(is_reachable, self.store.engine), timeout=limit
+            )
+        except TimeoutError:
+            return False
+
+    def writer_problems(self) -> list[str]:
+        """Why the store writer is not draining (empty when it is)."""
+        if self.writer is None:
+            return []
+        return self.writer.problems(self.settings.writer_max_unwritten_age_seconds)
 
 
 # --- the prediction path shared by /predict, /predict/batch and stream consumers -------------

@@ -161,6 +161,9 @@ class ReadyResponse(BaseModel):
     model_loaded: bool
     store_reachable: bool
     model_version: int | None
+    writer_oldest_unwritten_seconds: float = Field(
+        default=0.0, description="Age of the oldest record not yet in the store (0: drained)."
+    )
     reasons: list[str]
 
 

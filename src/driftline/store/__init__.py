@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from driftline.store import queries
 from driftline.store.engine import (
+    StoreTimeouts,
     create_store_engine,
     current_revision,
     head_revision,
@@ -25,6 +26,7 @@ from driftline.store.writer import StoreWriter, WriterListener
 __all__ = [
     "SpillLog",
     "Store",
+    "StoreTimeouts",
     "StoreWriter",
     "WriterListener",
     "claim_spill_files",
@@ -73,9 +75,13 @@ class Store:
             )
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Connect to the store at ``url`` and (by default) bring its tables up to date."""
-    engine = create_store_engine(url)
+def open_store(
+    url: str, *, migrate: bool = True, timeouts: StoreTimeouts | None = None
+) -> Store:
+    """Connect to the store at ``url`` and (by default) bring its tables up to date.
+    ``timeouts`` bound every call (default: :class:`StoreTimeouts` for a 1 s flush interval;
+    ``StoreTimeouts.from_settings(settings)`` follows the settings)."""
+    engine = create_store_engine(url, timeouts=timeouts)
     if migrate:
         upgrade(engine)
     return Store(engine=engine, sessions=make_sessionmaker(engine))

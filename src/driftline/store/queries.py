@@ -20,6 +20,7 @@ from driftline.store.tables import (
     AlertRecord,
     AliasMove,
     AuditEvent,
+    DeadLetter,
     Label,
     Lease,
     Prediction,
@@ -34,6 +35,7 @@ __all__ = [
     "AliasMoveRow",
     "AuditRow",
     "BucketRow",
+    "DeadLetterRow",
     "PredictionPage",
     "ReportRow",
     "add_audit",
@@ -45,6 +47,7 @@ __all__ = [
     "delete_buckets_before",
     "get_report",
     "get_state",
+    "insert_dead_letters",
     "insert_predictions",
     "insert_shadow",
     "labeled_by_variant",
@@ -54,6 +57,7 @@ __all__ = [
     "latest_report",
     "list_alerts",
     "list_audit",
+    "list_dead_letters",
     "list_predictions",
     "list_reports",
     "mark_notified",
@@ -780,3 +784,46 @@ def list_alerts(
         stmt = stmt.where(AlertRecord.status == status)
     stmt = stmt.order_by(AlertRecord.starts_at.desc(), AlertRecord.id.desc())
     return [_alert_row(a) for a in session.execute(stmt.limit(limit).offset(offset)).scalars()]
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    id: int
+    ts: float
+    kind: str
+    record: str
+    error: str
+
+
+def insert_dead_letters(rows: Sequence[dict[str, Any]], *, session: Session) -> int:
+    """Keep refused records (``ts``, ``kind``, ``fingerprint``, ``record``, ``error``); a
+    fingerprint already stored is skipped. Returns how many rows are new."""
+    added = 0
+    for r in rows:  # one at a time: dead letters are rare, and each says whether it is new
+        stmt = (
+            _dialect_insert(session, DeadLetter.__table__)
+            .values(
+                ts=float(r["ts"]),
+                kind=str(r["kind"]),
+                fingerprint=str(r["fingerprint"]),
+                record=str(r["record"]),
+                error=str(r["error"]),
+            )
+            .on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(DeadLetter.__table__.c.id)
+        )
+        added += session.execute(stmt).scalar_one_or_none() is not None
+    return added
+
+
+def list_dead_letters(
+    *, session: Session, kind: str | None = None, limit: int = 100
+) -> list[DeadLetterRow]:
+    """Dead letters, oldest first."""
+    stmt = select(DeadLetter).order_by(DeadLetter.ts, DeadLetter.id).limit(limit)
+    if kind is not None:
+        stmt = stmt.where(DeadLetter.kind == kind)
+    return [
+        DeadLetterRow(id=d.id, ts=d.ts, kind=d.kind, record=d.record, error=d.error)
+        for d in session.scalars(stmt)
+    ]

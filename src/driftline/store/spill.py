@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,7 +111,9 @@ def read_spill_file(handle: IO[str]) -> list[SpilledRecord]:
     return records
 
 
-def claim_spill_files(directory: Path) -> Iterator[tuple[Path, list[SpilledRecord]]]:
+def claim_spill_files(
+    directory: Path,
+) -> Generator[tuple[Path, list[SpilledRecord]], None, None]:
     """Yield ``(path, records)`` for every spill file no live writer holds.
 
     The file stays locked while the caller handles the records; the caller unlinks it once

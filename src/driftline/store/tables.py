@@ -30,6 +30,7 @@ __all__ = [
     "AliasMove",
     "AuditEvent",
     "Base",
+    "DeadLetter",
     "Label",
     "Lease",
     "Prediction",
@@ -210,3 +211,20 @@ class AlertRecord(Base):
     starts_at: Mapped[float] = mapped_column(Double, index=True)
     ends_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     notified: Mapped[list[str]] = mapped_column(JsonType, default=list)
+
+
+class DeadLetter(Base):
+    """A record the store refused (encoding, constraint, value), kept with the error instead of
+    blocking the records behind it. ``record`` is the record as ASCII JSON text (it may hold
+    what no other column can, such as a NUL character); ``fingerprint`` (SHA-256 of kind and
+    record) makes a repeated dead-lettering of the same record, as in a replay cut short, a
+    no-op."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Double, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    record: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)

@@ -35,7 +35,9 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
     responses={503: {"model": ReadyResponse, "description": "Not ready; reasons say why."}},
 )
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """200 when a model is loaded and the store answers; 503 (with reasons) otherwise."""
+    """200 when a model is loaded, the store answers and the store writer drains; 503 (with
+    reasons) otherwise. The writer is not draining when a record has waited longer than
+    ``DRIFTLINE_WRITER_MAX_UNWRITTEN_AGE_SECONDS`` for the store, or its thread is stuck."""
     reasons: list[str] = []
     loaded = runtime.champion is not None
     if not loaded:
@@ -43,11 +45,14 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     reachable = await runtime.store_reachable()
     if not reachable:
         reasons.append("store unreachable")
+    reasons.extend(runtime.writer_problems())
+    writer = runtime.writer
     body = {
         "ready": not reasons,
         "model_loaded": loaded,
         "store_reachable": reachable,
         "model_version": runtime.champion.version if runtime.champion else None,
+        "writer_oldest_unwritten_seconds": writer.oldest_unwritten_age() if writer else 0.0,
         "reasons": reasons,
     }
     return JSONResponse(status_code=200 if not reasons else 503, content=body)
