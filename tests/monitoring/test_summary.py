@@ -68,3 +68,24 @@ def test_summary_window_is_validated(served: TestClient) -> None:
         r = served.get("/metrics/summary", params={"window": bad})
         assert r.status_code == 422, bad
         assert "window" in r.text
+
+
+def test_a_report_is_its_html_page_for_a_browser_and_json_otherwise(served: TestClient) -> None:
+    """The dashboard's "latest report" link opened raw JSON; a browser now gets the page."""
+    rt = runtime(served)
+    send(served, drifted(1_200, seed=23), "drift")
+    settle(served)
+    report = run_monitor(store=rt.store, registry=rt.registry)
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/reports/latest", f"/reports/{report['id']}"):
+        page = served.get(path, headers=browser)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Plotly.newPlot" in page.text and "income" in page.text
+        as_json = served.get(path, headers=browser, params={"format": "json"})
+        assert as_json.json()["id"] == report["id"]
+        assert served.get(path).json()["status"] == report["status"]  # API clients: JSON
+        forced = served.get(path, params={"format": "html"})
+        assert forced.headers["content-type"].startswith("text/html")
+    assert served.get("/reports/latest", params={"format": "pdf"}).status_code == 422
+    assert 'href="reports/latest?format=html"' in served.get("/dashboard").text

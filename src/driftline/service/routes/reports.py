@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 
 from driftline.limits import MAX_ROW_ID
 from driftline.service.deps import AdminDep, RuntimeDep, SessionDep, require_read
@@ -15,6 +16,36 @@ from driftline.store import queries
 
 # Reports are computed from logged features: reading them needs the read permission.
 router = APIRouter(tags=["monitoring"], dependencies=[Depends(require_read)])
+
+
+#: How many earlier reports the HTML page charts over time.
+HTML_HISTORY = 100
+
+FormatQuery = Annotated[
+    Literal["json", "html"] | None,
+    Query(
+        description="json or html (the `driftline report` page). Default: html when the "
+        "client asks for text/html (a browser), else json."
+    ),
+]
+#: Both representations of a whole report, for the OpenAPI document.
+BOTH: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}}
+}
+
+
+def _wants_html(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "html"
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _page(row: queries.ReportRow, session: Any, model_name: str) -> HTMLResponse:
+    from driftline.monitoring.html import render_report_html  # Plotly only when asked for
+
+    history = queries.list_reports(session=session, model_name=model_name, limit=HTML_HISTORY)
+    body = {**row.body, "id": row.id}
+    return HTMLResponse(render_report_html(body, [r.body for r in history] or [body]))
 
 
 def summary(row: queries.ReportRow) -> dict[str, Any]:
@@ -64,11 +95,14 @@ def list_reports(
 @router.get(
     "/reports/latest",
     response_model=ReportOut,
-    responses={404: {"description": "No report yet."}},
+    responses={**BOTH, 404: {"description": "No report yet."}},
 )
-def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def latest_report(
+    request: Request, session: SessionDep, runtime: RuntimeDep, format: FormatQuery = None
+) -> Any:
     """The newest report, whole: per-feature drift, prediction drift, quality, estimated
-    and realized performance, concept-drift state, distributions."""
+    and realized performance, concept-drift state, distributions. A browser (or
+    ``?format=html``) gets the self-contained HTML page of `driftline report`."""
     row = queries.latest_report(session=session, model_name=runtime.settings.model_name)
     if row is None:
         raise HTTPException(
@@ -77,20 +111,29 @@ def latest_report(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
             f"{runtime.settings.monitor_interval_seconds:.0f}s, or run "
             "`driftline check`",
         )
+    if _wants_html(request, format):
+        return _page(row, session, runtime.settings.model_name)
     return {**row.body, "id": row.id}
 
 
 @router.get(
     "/reports/{report_id}",
     response_model=ReportOut,
-    responses={404: {"description": "No such report."}},
+    responses={**BOTH, 404: {"description": "No such report."}},
 )
 def get_report(
-    report_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], session: SessionDep
-) -> dict[str, Any]:
+    report_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    format: FormatQuery = None,
+) -> Any:
+    """One report, whole (JSON), or its HTML page for a browser or ``?format=html``."""
     row = queries.get_report(report_id, session=session)
     if row is None:
         raise HTTPException(404, f"no report {report_id}")
+    if _wants_html(request, format):
+        return _page(row, session, runtime.settings.model_name)
     return {**row.body, "id": row.id}
 
 
