@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    threads_per_worker: int | None = Field(
+        default=None,
+        ge=1,
+        description="Native (OpenMP/BLAS) threads per worker process; default cores ÷ workers.",
+    )
+    worker_healthcheck_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="With several workers: how long a worker may take to start (imports "
+        "included) or to answer the supervisor's health check before it is killed and restarted.",
+    )
 
     queue_size: int = Field(default=20_000, ge=1, description="Prediction-log queue capacity.")
     write_batch_size: int = Field(default=500, ge=1, description="Rows per store insert.")
