@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     gate_max_latency_ms: float = Field(
         default=50.0, gt=0, description="Latency budget of the challenger (ms per row)."
     )
+    gate_max_latency_ratio: float = Field(
+        default=2.0, ge=1, description="Challenger latency at most this multiple of the champion's."
+    )
     shadow_min_samples: int = Field(
         default=300, ge=1, description="Requests the challenger must shadow before canary."
     )
@@ -181,6 +184,9 @@ class Settings(BaseSettings):
     )
     slo_max_p95_latency_ms: float = Field(
         default=250.0, gt=0, description="SLO guard: p95 latency limit (ms)."
+    )
+    slo_max_p95_latency_ratio: float = Field(
+        default=3.0, ge=1, description="SLO guard: p95 latency at most this multiple of baseline."
     )
     slo_accuracy_tolerance: float = Field(
         default=0.02, ge=0, le=1, description="SLO guard: accuracy may fall this much."
