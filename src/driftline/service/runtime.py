@@ -190,7 +190,9 @@ class ServingRuntime:
             await asyncio.to_thread(self.flush_buckets, everything=True)
             await asyncio.to_thread(self.writer.stop)
         if self._owns_store and self._store is not None:
-            self._store.dispose()
+            # waits for threads of cancelled tasks still holding a connection, so none is
+            # left open behind the discarded pool
+            await asyncio.to_thread(self._store.dispose)
 
     # --- models ---------------------------------------------------------------------------------
 
