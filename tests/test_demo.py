@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from rich.console import Console
 
 from driftline.config import Settings
@@ -43,18 +44,20 @@ def test_demo_refuses_a_busy_port(settings: Settings) -> None:
             raise AssertionError("expected a busy-port error")
 
 
+@pytest.mark.timeout(600)
 def test_demo_shows_drift_detected_and_the_closed_loop(settings: Settings) -> None:
     """The whole story on a short clock: drift → detected → retrain → gate → shadow → canary
     → promoted → watched; then act two's bad challenger is withdrawn by the SLO guard."""
     console = Console(record=True, width=160)
     options = DemoOptions(
-        duration=75,
+        duration=240,  # the longest it may take: it ends when the story is told (~75 s idle)
+        until_story_ends=True,
         rate=60,
         port=free_port(),
         train_rows=12_000,
         label_delay=0.5,
         model="hgb",  # a linear model cannot learn a rule that changes in one segment
-        drift_at=0.15,
+        drift_at=0.04,  # 12 s in
         monitor_every=2.0,
         monitor_window=12.0,
     )
