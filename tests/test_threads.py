@@ -23,6 +23,7 @@ from driftline.store import open_store
 from driftline.threads import (
     NATIVE_THREAD_VARIABLES,
     available_cores,
+    limit_native_threads,
     native_thread_env,
     native_thread_pools,
     threads_per_worker,
@@ -94,10 +95,11 @@ def test_model_thread_and_job_threads_apply_the_budget() -> None:
     job = Job(name="probe", interval=1.0, run=native_thread_pools)
     pools = _in_fresh_thread(_traced_run, job, 1)
     assert _openmp(pools) == {1}, pools
-    if available_cores() > 1:
-        # OpenMP's limit belongs to the thread that set it: a thread that did not apply the
-        # budget still sees every core, which is why each thread applies it.
-        assert _openmp(_in_fresh_thread(native_thread_pools)) == {available_cores()}
+    # OpenMP's limit belongs to the thread that set it: a thread that did not apply the
+    # budget keeps the process default, which is why each of these threads applies it.
+    (default,) = _openmp(_in_fresh_thread(native_thread_pools))
+    _in_fresh_thread(limit_native_threads, default + 1)
+    assert _openmp(_in_fresh_thread(native_thread_pools)) == {default}
 
 
 def test_health_shows_the_budget_of_the_model_thread(

@@ -103,6 +103,7 @@ def _serve_workers(
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "DRIFTLINE_HOME": str(settings.home), **env_extra}
+    env.pop("DRIFTLINE_THREADS_PER_WORKER", None)  # the default budget (the suite sets 1)
     with open(settings.home / "serve.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "driftline", "serve", "--port", str(port), "--workers", "2"],
