@@ -2,6 +2,7 @@
 
     python benchmarks/serving.py            # full run (about 3 minutes)
     python benchmarks/serving.py --quick    # 2-second runs, for a smoke test
+    python benchmarks/serving.py --workers 2 --workers-only   # 1 vs 2 workers, hgb and rf
 
 For a logistic regression and a 100-tree random forest trained on the demo's loan data, each
 server runs in its own process on 127.0.0.1 and is loaded from another process by a small
@@ -18,6 +19,13 @@ kept, since these machines are shared and noise only ever slows a run down.
   what the compiled path and the micro-batching each contribute.
 
 It prints requests/s, p50 and p99 latency of each, and the throughput ratios against bare.
+
+With ``--workers N``, a second table compares ``driftline serve`` with 1 and with N worker
+processes for the default gradient-boosting model (``hgb``, OpenMP) and the random forest, at
+concurrency 8 and 64, side by side in the same run: N workers must give at least 1.3x the
+throughput of one. A third column, "N workers, unlimited threads"
+(``DRIFTLINE_THREADS_PER_WORKER`` = all cores), shows what sizing the native thread pools per
+worker prevents: N full-size OpenMP pools on the same cores.
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 8, 64)
 MODELS = ("logreg", "rf")
+WORKER_MODELS = ("hgb", "rf")
+WORKER_CONCURRENCY = (8, 64)
+WORKERS_TARGET = 1.3
 
 
 # --- load generator (runs in its own process) ---------------------------------------------------
@@ -157,8 +168,24 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
     raise RuntimeError("server not ready")
 
 
+def wait_workers(port: int, proc: subprocess.Popen[bytes], workers: int) -> None:
+    """Wait until ``workers`` distinct workers answer /health (fresh connections spread)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + 180
+    while len(seen) < workers:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(seen)} of {workers} workers answered")
+        with contextlib.suppress(httpx.HTTPError):
+            seen.add(httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["worker"])
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
-def server(kind: str, home: Path, model_dir: Path, extra_env: dict[str, str]) -> Any:
+def server(
+    kind: str, home: Path, model_dir: Path, extra_env: dict[str, str], workers: int = 1
+) -> Any:
     port = free_port()
     env = {**os.environ, "DRIFTLINE_HOME": str(home), **extra_env}
     if kind == "bare":
@@ -178,11 +205,14 @@ def server(kind: str, home: Path, model_dir: Path, extra_env: dict[str, str]) ->
         ready = "/health"
     else:
         cmd = [sys.executable, "-m", "driftline", "serve", "--port", str(port)]
+        cmd += ["--workers", str(workers)]
         ready = "/ready"
     log = open(home / f"{kind}-{port}.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(port, proc, ready)
+        if workers > 1:
+            wait_workers(port, proc, workers)
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -243,10 +273,7 @@ def run(seconds: float, repeats: int) -> list[dict[str, Any]]:
             best: dict[tuple[str, int], Result] = {}
             for _ in range(repeats):
                 for name, (kind, env, ws) in VARIANTS.items():
-                    # A fresh store each time, so logging costs are the same in every run.
-                    for db in home.glob("driftline.db*"):
-                        db.unlink()
-                    shutil.rmtree(home / "spill", ignore_errors=True)
+                    _fresh_store(home)
                     with server(kind, home, model_dir, env) as port:
                         load(port, bodies, 8, min(1.0, seconds), ws)  # warm-up
                         for c in CONCURRENCY:
@@ -277,6 +304,98 @@ def run(seconds: float, repeats: int) -> list[dict[str, Any]]:
                         }
                     )
     return rows
+
+
+def _fresh_store(home: Path) -> None:
+    """A fresh store each time, so logging costs are the same in every run."""
+    for db in home.glob("driftline.db*"):
+        db.unlink()
+    shutil.rmtree(home / "spill", ignore_errors=True)
+    shutil.rmtree(home / "prometheus-multiproc", ignore_errors=True)
+
+
+def run_workers(seconds: float, repeats: int, workers: int) -> list[dict[str, Any]]:
+    """driftline with 1 and with ``workers`` processes, side by side in the same run."""
+    cores = os.cpu_count() or 1
+    variants: dict[str, tuple[int, dict[str, str]]] = {
+        "1 worker": (1, {}),
+        f"{workers} workers": (workers, {}),
+        f"{workers} workers, unlimited threads": (
+            workers,
+            {"DRIFTLINE_THREADS_PER_WORKER": str(cores)},
+        ),
+    }
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
+        root = Path(tmp)
+        for model in WORKER_MODELS:
+            home, model_dir, bodies = prepare(model, root)
+            best: dict[tuple[str, int], Result] = {}
+            for _ in range(repeats):
+                for name, (count, env) in variants.items():
+                    _fresh_store(home)
+                    with server("driftline", home, model_dir, env, workers=count) as port:
+                        load(port, bodies, 8, min(1.0, seconds), True)  # warm-up
+                        for c in WORKER_CONCURRENCY:
+                            result = load(port, bodies, c, seconds, True)
+                            key = (name, c)
+                            if key not in best or result.rps > best[key].rps:
+                                best[key] = result
+                            print(
+                                f"  {model:4} {name:32} c={c:<3} {result.rps:8.1f} req/s "
+                                f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms "
+                                f"errors {result.errors}",
+                                flush=True,
+                            )
+            for c in WORKER_CONCURRENCY:
+                one = best[("1 worker", c)]
+                for name in variants:
+                    r = best[(name, c)]
+                    rows.append(
+                        {
+                            "model": model,
+                            "concurrency": c,
+                            "server": name,
+                            "rps": r.rps,
+                            "p50_ms": r.p50_ms,
+                            "p99_ms": r.p99_ms,
+                            "errors": r.errors,
+                            "ratio": r.rps / one.rps,
+                        }
+                    )
+    return rows
+
+
+def report_workers(rows: list[dict[str, Any]], workers: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Workers: driftline serve, 1 vs {workers} workers (best of repeats)")
+    for col in ("model", "conc.", "server", "req/s", "p50 ms", "p99 ms", "errors", "× 1 worker"):
+        table.add_column(col, justify="left" if col in ("model", "server") else "right")
+    for r in rows:
+        table.add_row(
+            r["model"],
+            str(r["concurrency"]),
+            r["server"],
+            f"{r['rps']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            str(r["errors"]),
+            f"{r['ratio']:.2f}",
+        )
+    console = Console(width=120)
+    console.print(table)
+    for model in WORKER_MODELS:
+        ratios = [
+            r["ratio"] for r in rows if r["model"] == model and r["server"] == f"{workers} workers"
+        ]
+        verdict = "MET" if min(ratios) >= WORKERS_TARGET else "MISSED"
+        console.print(
+            f"target: {model} {workers} workers ≥ {WORKERS_TARGET}x one worker at concurrency "
+            f"{', '.join(map(str, WORKER_CONCURRENCY))}: "
+            f"{', '.join(f'{x:.2f}' for x in ratios)} → {verdict}"
+        )
 
 
 def report(rows: list[dict[str, Any]]) -> None:
@@ -320,12 +439,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measured run")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--workers", type=int, help="also compare 1 and this many workers (hgb and rf)"
+    )
+    parser.add_argument("--workers-only", action="store_true", help="only the workers comparison")
     args = parser.parse_args()
     seconds, repeats = (2.0, 1) if args.quick else (args.seconds, args.repeats)
-    rows = run(seconds, repeats)
-    report(rows)
+    if args.workers_only and not args.workers:
+        parser.error("--workers-only needs --workers N")
+    rows = [] if args.workers_only else run(seconds, repeats)
+    if rows:
+        report(rows)
+    worker_rows = run_workers(seconds, repeats, args.workers) if args.workers else []
+    if worker_rows:
+        report_workers(worker_rows, args.workers)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        tagged = [{"table": "bare", **r} for r in rows]
+        tagged += [{"table": "workers", **r} for r in worker_rows]
+        args.json.write_text(json.dumps(tagged, indent=2))
 
 
 if __name__ == "__main__":

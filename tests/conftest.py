@@ -19,6 +19,16 @@ from driftline.registry import Registry
 from driftline.store import Store, open_store
 from driftline.training import train_model
 
+#: Latency bounds that no functional test can reach, even beside ``stress-ng --cpu 2``: tests
+#: of the closed loop judge accuracy and the stages; the latency verdicts themselves are pure
+#: functions tested with fixed numbers and ratios (tests/loop/test_decisions.py).
+LATENCY_NEVER_DECIDES: dict[str, float] = {
+    "gate_max_latency_ms": 60_000.0,
+    "gate_max_latency_ratio": 1_000_000.0,
+    "slo_max_p95_latency_ms": 60_000.0,
+    "slo_max_p95_latency_ratio": 1_000_000.0,
+}
+
 PG_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from rich.console import Console
 
 from driftline.config import Settings
 from driftline.demo import DemoOptions, run_demo
 from driftline.errors import ConfigurationError
+from tests.conftest import LATENCY_NEVER_DECIDES
 
 
 def free_port() -> int:
@@ -42,22 +44,26 @@ def test_demo_refuses_a_busy_port(settings: Settings) -> None:
             raise AssertionError("expected a busy-port error")
 
 
+@pytest.mark.timeout(600)
 def test_demo_shows_drift_detected_and_the_closed_loop(settings: Settings) -> None:
     """The whole story on a short clock: drift → detected → retrain → gate → shadow → canary
     → promoted → watched; then act two's bad challenger is withdrawn by the SLO guard."""
     console = Console(record=True, width=160)
     options = DemoOptions(
-        duration=75,
+        duration=240,  # the longest it may take: it ends when the story is told (~75 s idle)
+        until_story_ends=True,
         rate=60,
         port=free_port(),
         train_rows=12_000,
         label_delay=0.5,
         model="hgb",  # a linear model cannot learn a rule that changes in one segment
-        drift_at=0.15,
+        drift_at=0.04,  # 12 s in
         monitor_every=2.0,
         monitor_window=12.0,
     )
-    stats = run_demo(settings, options, console)
+    # The story is judged on accuracy and stages: v2 must not be withdrawn because this
+    # machine is busy (a p95 latency 3x the champion's), and v3 must fall on accuracy.
+    stats = run_demo(settings.model_copy(update=LATENCY_NEVER_DECIDES), options, console)
     events = [text for _, _, text in stats.timeline]
     assert events[0].startswith("drift injected")
     assert any(e.startswith("data drift reported") and "debt_to_income" in e for e in events)

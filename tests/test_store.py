@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
-from driftline.store import Store, current_revision, head_revision, queries, upgrade
+from driftline.store import (
+    Store,
+    current_revision,
+    head_revision,
+    open_store,
+    queries,
+    upgrade,
+)
 from driftline.store.tables import Base
 
 
@@ -128,3 +139,25 @@ def test_postgres_url_forms_are_normalised(pg_url: str) -> None:
 
     plain = pg_url.replace("postgresql+psycopg://", "postgres://")
     assert Settings(database_url=plain).database_url == pg_url
+
+
+@pytest.mark.postgres
+def test_dispose_closes_a_connection_another_thread_was_still_using(pg_url: str) -> None:
+    """Issue 9: a server stopping while a cancelled task's thread still ran a query left that
+    psycopg connection open behind the discarded pool (a ResourceWarning at some later
+    garbage collection, failing whichever test was running)."""
+    store = open_store(pg_url)
+    in_query = threading.Event()
+
+    def query() -> Any:
+        with store.engine.connect() as conn:
+            in_query.set()
+            conn.execute(text("SELECT pg_sleep(0.5)"))
+            return conn.connection.dbapi_connection
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(query)
+        assert in_query.wait(30)
+        store.dispose()
+        raw = future.result(timeout=30)
+    assert raw is not None and raw.closed

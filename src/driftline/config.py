@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    threads_per_worker: int | None = Field(
+        default=None,
+        ge=1,
+        description="Native (OpenMP/BLAS) threads per worker process; default cores ÷ workers.",
+    )
+    worker_healthcheck_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="With several workers: how long a worker may take to start (imports "
+        "included) or to answer the supervisor's health check before it is killed and restarted.",
+    )
 
     queue_size: int = Field(default=20_000, ge=1, description="Prediction-log queue capacity.")
     write_batch_size: int = Field(default=500, ge=1, description="Rows per store insert.")
@@ -217,6 +228,9 @@ class Settings(BaseSettings):
     gate_max_latency_ms: float = Field(
         default=50.0, gt=0, description="Latency budget of the challenger (ms per row)."
     )
+    gate_max_latency_ratio: float = Field(
+        default=2.0, ge=1, description="Challenger latency at most this multiple of the champion's."
+    )
     shadow_min_samples: int = Field(
         default=300, ge=1, description="Requests the challenger must shadow before canary."
     )
@@ -240,6 +254,9 @@ class Settings(BaseSettings):
     )
     slo_max_p95_latency_ms: float = Field(
         default=250.0, gt=0, description="SLO guard: p95 latency limit (ms)."
+    )
+    slo_max_p95_latency_ratio: float = Field(
+        default=3.0, ge=1, description="SLO guard: p95 latency at most this multiple of baseline."
     )
     slo_accuracy_tolerance: float = Field(
         default=0.02, ge=0, le=1, description="SLO guard: accuracy may fall this much."

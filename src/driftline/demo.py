@@ -70,6 +70,10 @@ class DemoOptions:
     second_act: bool = True
     #: Request ids are ``{id_prefix}-{seed}-{n}``.
     id_prefix: str = "demo"
+    #: End as soon as the story is told (act two's challenger withdrawn or rolled back, or
+    #: the first rollout finished without act two) instead of always at ``duration``, which
+    #: is then the longest the demo runs: a busy machine needs longer for the same story.
+    until_story_ends: bool = False
 
 
 def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
@@ -411,6 +415,8 @@ async def watch_loop(
                 if response.status_code == 200:
                     stats.rollout = response.json()
                     note_rollout(stats, stats.rollout)
+                    if options.until_story_ends and story_ended(stats, options):
+                        stop.set()
                     if (
                         options.second_act
                         and stats.bad_version is None
@@ -427,6 +433,22 @@ async def watch_loop(
                         )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+
+def story_ended(stats: DemoStats, options: DemoOptions) -> bool:
+    """Whether the closed-loop story is over: act two's challenger withdrawn or rolled back
+    (or, without act two, the first rollout finished)."""
+    rollout = stats.rollout or {}
+    stage = rollout.get("stage")
+    if not options.second_act:
+        return stage in ("done", "aborted", "rolled_back")
+    bad = stats.bad_version
+    return (
+        bad is not None
+        and bad > 0
+        and rollout.get("challenger") == bad
+        and stage in ("aborted", "rolled_back")
+    )
 
 
 def note_loop_event(stats: DemoStats, event: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from driftline import tracing
 from driftline.store import Store, queries
+from driftline.threads import limit_native_threads
 
 __all__ = ["Job", "Scheduler"]
 
@@ -42,8 +43,11 @@ class Job:
     last_error: str | None = None
 
 
-def _traced_run(job: Job) -> Any:
-    """One run of a job in a span ``driftline.job`` (what it does nests inside)."""
+def _traced_run(job: Job, native_threads: int | None = None) -> Any:
+    """One run of a job in a span ``driftline.job`` (what it does nests inside), with the
+    worker's native thread budget applied to the job's thread."""
+    if native_threads is not None:
+        limit_native_threads(native_threads)
     with tracing.span("driftline.job", {"driftline.job": job.name}):
         return job.run()
 
@@ -58,6 +62,7 @@ class Scheduler:
         lease_seconds: float = 30.0,
         tick: float = 0.5,
         on_failure: Callable[[Job, BaseException], None] | None = None,
+        native_threads: int | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -65,6 +70,8 @@ class Scheduler:
         self.lease_seconds = lease_seconds
         self.tick = tick
         self.on_failure = on_failure
+        #: Native (OpenMP/BLAS) threads of a job's thread; ``None`` leaves them alone.
+        self.native_threads = native_threads
         self.is_leader = False
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -140,7 +147,7 @@ class Scheduler:
 
     async def _run(self, job: Job) -> None:
         try:
-            await asyncio.to_thread(_traced_run, job)
+            await asyncio.to_thread(_traced_run, job, self.native_threads)
             job.runs += 1
             job.last_error = None
         except Exception as exc:

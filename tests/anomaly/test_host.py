@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import namedtuple
 from datetime import datetime
@@ -25,7 +27,9 @@ def test_sample_has_the_dataset_columns_and_sane_values() -> None:
     assert set(observation) == {"timestamp", *METRIC_COLUMNS}
     datetime.fromisoformat(observation["timestamp"])
     for value in (
-        observation["cpu_percent"], observation["memory_percent"], observation["disk_percent"]
+        observation["cpu_percent"],
+        observation["memory_percent"],
+        observation["disk_percent"],
     ):
         assert 0.0 <= value <= 100.0
     assert observation["memory_percent"] > 0.0 and observation["disk_percent"] > 0.0
@@ -65,19 +69,43 @@ def test_parse_duration() -> None:
             parse_duration(bad)
 
 
+#: A reference CPU hog: a tight loop, bounded by its own deadline.
+_SPIN = (
+    "import sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    pass\n"
+)
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def test_load_raises_cpu_usage_measured_by_psutil() -> None:
-    with CpuLoad(seconds=4.0, cores=1) as load:
-        (pid,) = load.pids
-        worker = psutil.Process(pid)
-        worker.cpu_percent(interval=None)
-        time.sleep(0.3)
-        system = psutil.cpu_percent(interval=1.0)
-        busy = worker.cpu_percent(interval=None)
-        assert busy > 60.0, f"the worker used {busy:.0f}% of a core"
-        # One busy core of N shows in the machine-wide figure too.
-        assert system > 60.0 / (psutil.cpu_count() or 1)
+    """The load worker burns CPU like a tight loop does. Judged as a ratio to a reference
+    spinner running at the same time, so a machine busy with other work (which slows both
+    alike) cannot decide it; a worker that idled would score near 0."""
+    spinner = subprocess.Popen([sys.executable, "-c", _SPIN, "30"])
+    try:
+        with CpuLoad(seconds=30.0, cores=1) as load:
+            (pid,) = load.pids
+            worker, reference = psutil.Process(pid), psutil.Process(spinner.pid)
+            time.sleep(0.3)
+            before = _cpu_seconds(worker), _cpu_seconds(reference)
+            system = psutil.cpu_percent(interval=1.0)
+            busy = _cpu_seconds(worker) - before[0]
+            spun = _cpu_seconds(reference) - before[1]
+            assert spun > 0.0
+            assert busy >= 0.5 * spun, f"worker {busy:.2f} s of CPU, a tight loop {spun:.2f} s"
+            # One busy core of N shows in the machine-wide figure too.
+            assert system > 60.0 / (psutil.cpu_count() or 1)
+    finally:
+        spinner.kill()
+        spinner.wait()
     assert not load.running
-    assert load.elapsed < 3.0, "leaving the block stops the load early"
+    assert load.elapsed < 15.0, "leaving the block stops the load early (its deadline is 30 s)"
 
 
 def test_workers_stop_by_themselves_at_the_deadline() -> None:

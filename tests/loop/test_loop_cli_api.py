@@ -17,9 +17,15 @@ from driftline.data import generate_loans
 from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
 from driftline.store import open_store
+from tests.conftest import LATENCY_NEVER_DECIDES
 from tests.loop.test_closed_loop import bad_model, segment_drift, send, settle
 
-WIDE = {"COLUMNS": "200"}
+#: Wide output, and (the CLI reads its settings from the environment) latency bounds no busy
+#: machine reaches: the gate is judged on accuracy here.
+WIDE = {
+    "COLUMNS": "200",
+    **{f"DRIFTLINE_{name.upper()}": str(value) for name, value in LATENCY_NEVER_DECIDES.items()},
+}
 
 
 @pytest.fixture
@@ -29,6 +35,7 @@ def served(settings: Settings, champion_bundle: Any) -> Iterator[TestClient]:
             "scheduler": False,
             "retrain_min_labels": 500,
             "admin_token": SecretStr("s3cret-token-0001"),
+            **LATENCY_NEVER_DECIDES,
         }
     )
     store = open_store(s.database_url)

@@ -21,6 +21,7 @@ from driftline.service import create_app
 from driftline.service.runtime import ServingRuntime
 from driftline.store import open_store, queries
 from driftline.training import train_model
+from tests.conftest import LATENCY_NEVER_DECIDES
 from tests.monitoring.conftest import plain
 
 pytestmark = pytest.mark.postgres
@@ -56,7 +57,7 @@ def replicas(settings: Settings, pg_url: str) -> Iterator[list[TestClient]]:
             "canary_min_samples": 300,  # more than either replica's canary traffic alone
             "watch_seconds": 1.0,
             "watch_min_samples": 100,
-            "slo_max_p95_latency_ms": 5_000.0,
+            **LATENCY_NEVER_DECIDES,
         }
     )
     store = open_store(s.database_url)

@@ -17,12 +17,15 @@ from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
 from driftline.store import open_store
 from driftline.training import train_model
+from tests.conftest import LATENCY_NEVER_DECIDES
 from tests.loop.test_closed_loop import segment_drift, send, settle
 
 
 @pytest.fixture
 def served(settings: Settings) -> Iterator[TestClient]:
-    s = settings.model_copy(update={"scheduler": False, "online_learning": False})
+    s = settings.model_copy(
+        update={"scheduler": False, "online_learning": False, **LATENCY_NEVER_DECIDES}
+    )
     champion = train_model(generate_loans(3_000, seed=1), TARGET, kind="arf", seed=0).bundle
     store = open_store(s.database_url)
     Registry.from_settings(s, store).register(champion, actor="test")

@@ -14,6 +14,7 @@ from driftline.cli.common import console, fail, handle_errors, state
 from driftline.config import Settings, check_access
 from driftline.logs import configure_logging
 from driftline.service.app import create_app
+from driftline.service.supervisor import run_workers
 from driftline.store import open_store
 
 __all__ = ["register_command", "settings_to_env"]
@@ -130,13 +131,4 @@ def register_command(app: typer.Typer) -> None:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         os.environ.update(settings_to_env(settings))
-        uvicorn.run(
-            "driftline.service.app:create_app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level="warning",
-            log_config=None,
-            timeout_graceful_shutdown=30,
-        )
+        run_workers(settings)  # native threads per worker, start-up budget, lost workers logged

@@ -67,6 +67,7 @@ def rollout_policy(settings: Settings) -> RolloutPolicy:
         slo=SloPolicy(
             max_error_rate=settings.slo_max_error_rate,
             max_p95_latency_ms=settings.slo_max_p95_latency_ms,
+            max_latency_ratio=settings.slo_max_p95_latency_ratio,
             accuracy_tolerance=settings.slo_accuracy_tolerance,
         ),
     )

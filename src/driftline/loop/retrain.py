@@ -57,6 +57,7 @@ def gate_policy(settings: Settings) -> GatePolicy:
         min_gains=(gain, gain),
         forgetting_tolerance=settings.gate_forgetting_tolerance,
         max_latency_ms=settings.gate_max_latency_ms,
+        max_latency_ratio=settings.gate_max_latency_ratio,
     )
 
 

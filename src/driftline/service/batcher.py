@@ -23,6 +23,7 @@ from typing import Any
 from driftline.logs import current_request_id
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
+from driftline.threads import limit_native_threads, native_thread_pools
 
 __all__ = ["BatchListener", "MicroBatcher", "RowResult"]
 
@@ -57,15 +58,20 @@ class MicroBatcher:
         max_wait_ms: float = 1.0,
         max_size: int = 256,
         on_batch_rows: Callable[[int], None] | None = None,
+        native_threads: int | None = None,
     ) -> None:
         self.max_wait = max_wait_ms / 1000.0
         self.max_size = max_size
         self.on_batch_rows = on_batch_rows
+        #: Native (OpenMP/BLAS) threads of the model thread; ``None`` leaves them alone.
+        self.native_threads = native_threads
         self.listeners: list[BatchListener] = []
         self._pending: list[_Item] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftline-model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="driftline-model", initializer=self._init_thread
+        )
         self._recent_rows = 1.0  # moving average of rows per model call
 
     async def start(self) -> None:
@@ -81,6 +87,15 @@ class MicroBatcher:
                 await self._task
             self._task = None
         self._executor.shutdown(wait=True)
+
+    def _init_thread(self) -> None:
+        if self.native_threads is not None:
+            limit_native_threads(self.native_threads)
+
+    async def native_thread_pools(self) -> list[dict[str, Any]]:
+        """The native thread pools as threadpoolctl sees them on the model thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, native_thread_pools)
 
     async def predict(
         self, bundle: ModelBundle, records: Sequence[Mapping[str, Any]]

@@ -46,6 +46,7 @@ from driftline.store import (
     queries,
     record_handlers,
 )
+from driftline.threads import limit_native_threads, threads_per_worker
 
 __all__ = ["ServingRuntime", "predict_and_log", "validate_records"]
 
@@ -71,10 +72,15 @@ class ServingRuntime:
         self._registry = registry
         self.writer: StoreWriter | None = None
         self.champion: ModelBundle | None = None
+        #: Native (OpenMP/BLAS) threads of this worker: cores ÷ workers unless configured.
+        self.native_threads = threads_per_worker(settings.workers, settings.threads_per_worker)
+        #: The pools as threadpoolctl reported them on the model thread at start-up.
+        self.native_thread_pools: list[dict[str, Any]] = []
         self.batcher = MicroBatcher(
             max_wait_ms=settings.microbatch_max_wait_ms,
             max_size=settings.microbatch_max_size,
             on_batch_rows=self.metrics.batch_size.observe,
+            native_threads=self.native_threads,
         )
         self.hub = EventHub(
             rate=settings.ws_max_events_per_second,
@@ -123,6 +129,7 @@ class ServingRuntime:
     async def start(self) -> None:
         settings = self.settings
         settings.ensure_home()
+        limit_native_threads(self.native_threads)
         if self._store is None:
             timeouts = StoreTimeouts.from_settings(settings)
             self._store = await asyncio.to_thread(
@@ -144,6 +151,7 @@ class ServingRuntime:
         self.metrics.store_up.set(1)
         self.metrics.queue_capacity.set(settings.queue_size)
         await self.batcher.start()
+        self.native_thread_pools = await self.batcher.native_thread_pools()
         try:
             await self.check_for_new_model(reason="startup")
         except Exception as exc:  # keep serving /health; /ready says why
@@ -162,6 +170,7 @@ class ServingRuntime:
                 worker_id=self.worker_id,
                 jobs=self.jobs(),
                 lease_seconds=max(3.0, min(30.0, settings.concept_poll_seconds * 6)),
+                native_threads=self.native_threads,
             )
             await self.scheduler.start()
 
@@ -182,7 +191,9 @@ class ServingRuntime:
             await asyncio.to_thread(self.flush_buckets, everything=True)
             await asyncio.to_thread(self.writer.stop)
         if self._owns_store and self._store is not None:
-            self._store.dispose()
+            # waits for threads of cancelled tasks still holding a connection, so none is
+            # left open behind the discarded pool
+            await asyncio.to_thread(self._store.dispose)
 
     # --- models ---------------------------------------------------------------------------------
 

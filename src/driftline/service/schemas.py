@@ -25,6 +25,8 @@ __all__ = [
     "LabelsRequest",
     "LabelsResponse",
     "ModelsResponse",
+    "NativeThreadPool",
+    "NativeThreads",
     "PredictRequest",
     "PredictResponse",
     "PredictionItem",
@@ -147,6 +149,19 @@ class LabelsResponse(BaseModel):
     durable: str = Field(description="'store', or 'spill' while the store is unreachable.")
 
 
+class NativeThreadPool(BaseModel):
+    api: str = Field(description="openmp, openblas, mkl, blis, ...")
+    library: str = Field(description="the shared library, e.g. libgomp")
+    num_threads: int
+
+
+class NativeThreads(BaseModel):
+    per_worker: int = Field(description="the worker's budget: cores ÷ workers unless configured")
+    model_thread: list[NativeThreadPool] = Field(
+        description="the pools as threadpoolctl reported them on the model thread at start-up"
+    )
+
+
 class HealthResponse(BaseModel):
     status: str
     worker: str
@@ -154,6 +169,7 @@ class HealthResponse(BaseModel):
     model_version: int | None
     store_up: bool
     queue_depth: int
+    native_threads: NativeThreads
 
 
 class ReadyResponse(BaseModel):

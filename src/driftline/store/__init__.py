@@ -3,6 +3,8 @@ background writer with its spill log."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ from driftline.store.engine import (
 )
 from driftline.store.spill import SpillLog, claim_spill_files
 from driftline.store.writer import StoreWriter, WriterListener
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SpillLog",
@@ -49,7 +53,25 @@ class Store:
     engine: Engine
     sessions: sessionmaker[Session]
 
-    def dispose(self) -> None:
+    def dispose(self, *, wait: float = 10.0) -> None:
+        """Close every connection of the engine.
+
+        A connection still checked out by another thread is not closed by SQLAlchemy's
+        ``dispose`` (it would go back to the discarded pool and stay open until garbage
+        collection), and a cancelled ``asyncio.to_thread`` keeps running: so this first waits,
+        up to ``wait`` seconds, for such connections to come back.
+        """
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        if callable(checked_out):
+            deadline = time.monotonic() + wait
+            while checked_out() > 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if checked_out() > 0:
+                log.warning(
+                    "%d store connection(s) still in use after %.0f s; closing the others",
+                    checked_out(),
+                    wait,
+                )
         self.engine.dispose()
 
     def audit(

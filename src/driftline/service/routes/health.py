@@ -26,6 +26,10 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         "model_version": runtime.champion.version if runtime.champion else None,
         "store_up": bool(writer and writer.store_up),
         "queue_depth": writer.depth if writer else 0,
+        "native_threads": {
+            "per_worker": runtime.native_threads,
+            "model_thread": runtime.native_thread_pools,
+        },
     }
 
 
