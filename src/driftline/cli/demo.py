@@ -9,7 +9,11 @@ import typer
 from driftline.cli.common import console, handle_errors, state
 from driftline.demo import DemoOptions, run_demo
 
-__all__ = ["register_command"]
+__all__ = ["MIN_STORY_SECONDS", "register_command"]
+
+#: Traffic the story needs after the drift (detection, retrain, gate, shadow, canary, watch,
+#: act two) at the default rate on an idle machine; a busy machine needs more.
+MIN_STORY_SECONDS = 63.0
 
 
 def register_command(app: typer.Typer) -> None:
@@ -35,6 +39,14 @@ def register_command(app: typer.Typer) -> None:
         second_act: Annotated[
             bool, typer.Option(help="After the promotion, roll out a bad challenger.")
         ] = True,
+        until_story_ends: Annotated[
+            bool,
+            typer.Option(
+                "--until-story-ends/--fixed-duration",
+                help="End once the story is told (--duration is then the longest it runs), "
+                "or always run --duration seconds.",
+            ),
+        ] = True,
     ) -> None:
         """Train a champion, serve it on 127.0.0.1, drive traffic and delayed labels, inject
         drift part-way and show it being detected, retrained, gated, shadowed, canaried and
@@ -50,5 +62,14 @@ def register_command(app: typer.Typer) -> None:
             drift_at=drift_at if drift else None,
             loop=loop,
             second_act=second_act,
+            until_story_ends=until_story_ends,
         )
+        if loop and drift and duration * (1 - drift_at) < MIN_STORY_SECONDS:
+            console.print(
+                f"[yellow]note:[/] the closed loop needs about {MIN_STORY_SECONDS:.0f} s of "
+                f"traffic after the drift; drift starts at {duration * drift_at:.0f} s of "
+                f"{duration:.0f} s. Use --duration {MIN_STORY_SECONDS / (1 - drift_at):.0f} or "
+                "more for the whole story.",
+                highlight=False,
+            )
         run_demo(state(ctx).settings, options, console)
