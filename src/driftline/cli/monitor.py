@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from driftline.cli.common import console, fail, fmt_metric, format_ts, handle_errors, state
+from driftline.drift.decision import DriftPolicy
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
 from driftline.monitoring.monitor import MonitorOptions, run_monitor
@@ -144,7 +145,9 @@ def register_command(app: typer.Typer) -> None:
             store=st.store,
             registry=st.registry,
             options=MonitorOptions(
-                window_seconds=seconds, bucket_seconds=st.settings.monitor_bucket_seconds
+                window_seconds=seconds,
+                bucket_seconds=st.settings.monitor_bucket_seconds,
+                drift=DriftPolicy(report=st.settings.drift_report),
             ),
             persist=persist,
         )
