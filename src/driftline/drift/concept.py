@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from driftline.drift.adwin import ADWIN
-from driftline.drift.base import check_integer, check_real
+from driftline.drift.base import check_choice, check_integer, check_real
+from driftline.drift.hddm import HDDMA
 from driftline.drift.page_hinkley import PageHinkley
 from driftline.errors import DataError
 
@@ -33,7 +34,7 @@ ConceptState = Literal["stable", "warning", "drift_confirmed"]
 
 #: Shares of the trend buffer tried as the "recent" part by the confirmation test.
 RECENT_SHARES = (1 / 8, 1 / 4, 1 / 2)
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 def increase_p_value(before_errors: int, before_n: int, recent_errors: int, recent_n: int) -> float:
@@ -166,6 +167,9 @@ class ConceptDriftMonitor:
         min_increase: float = 0.02,
         min_samples: int = 500,
         window: int = 1000,
+        hddm: bool = True,
+        hddm_confidence: float = 0.001,
+        reanchor: bool = True,
     ) -> None:
         self.delta = check_real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
         self.ph_threshold = check_real("ph_threshold", ph_threshold, low=0.0, low_open=True)
@@ -179,6 +183,13 @@ class ConceptDriftMonitor:
             "min_samples", min_samples, low=16, high=self.buffer_size
         )
         self.window = check_integer("window", window, low=1)
+        check_choice("hddm", hddm, (False, True))
+        self.hddm = hddm
+        self.hddm_confidence = check_real(
+            "hddm_confidence", hddm_confidence, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        check_choice("reanchor", reanchor, (False, True))
+        self.reanchor = reanchor
         self.reset()
 
     def get_params(self) -> dict[str, Any]:
@@ -192,6 +203,9 @@ class ConceptDriftMonitor:
             "min_increase": self.min_increase,
             "min_samples": self.min_samples,
             "window": self.window,
+            "hddm": self.hddm,
+            "hddm_confidence": self.hddm_confidence,
+            "reanchor": self.reanchor,
         }
 
     def __repr__(self) -> str:
@@ -202,6 +216,9 @@ class ConceptDriftMonitor:
         """Forget everything: the monitor equals a freshly constructed one."""
         self._adwin = ADWIN(delta=self.delta)
         self._ph = PageHinkley(delta=self.ph_delta, threshold=self.ph_threshold, mode="up")
+        self._hddm = HDDMA(
+            drift_confidence=self.hddm_confidence, warning_confidence=self.hddm_confidence
+        )
         self._buffer: collections.deque[int] = collections.deque(maxlen=self.buffer_size)
         # Running error counts: _counts[j] = errors among the first j bits of the buffer.
         self._counts: collections.deque[int] = collections.deque([0], maxlen=self.buffer_size + 1)
@@ -278,14 +295,18 @@ class ConceptDriftMonitor:
 
         self._adwin.update(error)
         self._ph.update(error)
+        proposed = self._adwin.drift_detected or self._ph.drift_detected
+        if self.hddm:
+            self._hddm.update(error)
+            proposed = proposed or self._hddm.drift_detected
         if self._adwin.drift_detected and self._adwin.direction == "down":
             self.n_improvements += 1
             if self._warning_since is not None:  # the error rate fell: nothing to confirm
                 self._warning_since = None
                 self.n_rejected += 1
-        elif (self._adwin.drift_detected or self._ph.drift_detected) and (
-            self._warning_since is None
-        ):
+            if self.reanchor:
+                self._reanchor(self._adwin.width)
+        elif proposed and self._warning_since is None:
             self._warning_since = index
             self.n_warnings += 1
 
@@ -298,6 +319,7 @@ class ConceptDriftMonitor:
             self._warning_since = None
             self._adwin.reset()
             self._ph.reset()
+            self._hddm.reset()
             self._buffer.clear()
             self._counts = collections.deque([0], maxlen=self.buffer_size + 1)
             self._history_n = 0
@@ -309,6 +331,22 @@ class ConceptDriftMonitor:
             if index - judged_from >= self.buffer_size // 2:
                 self._warning_since = None
                 self.n_rejected += 1
+
+    def _reanchor(self, keep: int) -> None:
+        """The error rate fell (the learner recovered, or the world got easier): the baseline
+        becomes the last ``keep`` bits -- the part ADWIN kept after its downward cut -- so
+        the relearning stretch before it no longer inflates "before"."""
+        keep = min(keep, len(self._buffer))
+        self._history_n = 0
+        self._history_errors = 0
+        bits = list(self._buffer)[len(self._buffer) - keep :]
+        self._buffer.clear()
+        self._buffer.extend(bits)
+        self._counts = collections.deque([0], maxlen=self.buffer_size + 1)
+        for bit in bits:
+            self._counts.append(self._counts[-1] + bit)
+        self._ph.reset()
+        self._hddm.reset()
 
     def _confirmed(self) -> bool:
         size = len(self._buffer)
@@ -406,6 +444,7 @@ class ConceptDriftMonitor:
             "params": self.get_params(),
             "adwin": self._adwin.get_state(),
             "page_hinkley": self._ph.get_state(),
+            "hddm_a": self._hddm.get_state(),
             "buffer": "".join(map(str, self._buffer)),
             "history_n": self._history_n,
             "history_errors": self._history_errors,
@@ -429,6 +468,7 @@ class ConceptDriftMonitor:
         monitor = cls(**data["params"])
         monitor._adwin.set_state(data["adwin"])
         monitor._ph.set_state(data["page_hinkley"])
+        monitor._hddm.set_state(data["hddm_a"])
         for bit in str(data["buffer"]):
             monitor._buffer.append(int(bit))
             monitor._counts.append(monitor._counts[-1] + int(bit))
