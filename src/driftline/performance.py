@@ -734,8 +734,9 @@ def compare(
 class WeightedEstimate:
     """An accuracy estimate and which estimator produced it.
 
-    ``estimator`` is ``"importance_weighting"`` or ``"cbpe"`` (the fallback when the weights
-    are unreliable); ``effective_sample_size`` is Kish's ``(sum w)**2 / sum w**2`` of the
+    ``estimator`` is ``"doubly_robust"`` (CBPE corrected by the importance-weighted calibration
+    residual), ``"importance_weighting"`` (no CBPE given) or ``"cbpe"`` (the calibration holds
+    where the traffic is, or the weights are unreliable); ``effective_sample_size`` is Kish's ``(sum w)**2 / sum w**2`` of the
     reference weights (None when no weights were computed).
     """
 
@@ -748,22 +749,29 @@ class WeightedEstimate:
 
 
 class ImportanceWeightedAccuracy:
-    """Accuracy of a window by importance weighting the labelled reference sample.
+    """Accuracy of a window from the labelled reference, re-weighted to the window's inputs.
 
     Under covariate shift the chance that the model is right at ``x`` does not change, only
-    how often each ``x`` comes. So the window's accuracy is the reference's per-row
-    correctness re-weighted by the density ratio ``w(x) = p_window(x) / p_reference(x)``. The
-    ratio comes from a domain classifier -- logistic regression on the standardized features
-    and their squares (exact for Gaussian shifts of mean and scale), reference rows against
-    window rows -- as ``w = P(window | x) / P(reference | x) * n_reference / n_window``,
-    clipped at ``max_weight`` times the mean. Unlike CBPE it needs no calibration, so it stays
-    right when the model is misspecified and its confidence is wrong where traffic moved;
-    it needs the reference rows themselves, and when the window moved so far that few
-    reference rows look like it (Kish's effective sample size below ``min_ess``) the weights
-    are unreliable and :meth:`estimate` returns the CBPE estimate given to it instead.
+    how often each ``x`` comes. The density ratio ``w(x) = p_window(x) / p_reference(x)``
+    comes from a domain classifier -- logistic regression on the standardized features and
+    their squares (exact for Gaussian shifts of mean and scale), reference rows against window
+    rows -- as ``w = P(window | x) / P(reference | x) * n_reference / n_window``, clipped at
+    ``max_weight`` times the mean.
 
-    The band adds the weighted estimate's variance (self-normalized importance sampling,
-    delta method) to the binomial variance of the window's own realized accuracy.
+    Given the reference rows' calibrated confidences and the window's CBPE estimate, the
+    estimate is *doubly robust*: CBPE plus the importance-weighted mean of the reference's
+    calibration residuals (correct - confidence). Where the calibration holds the residuals
+    average to zero and CBPE stands; where the model is misspecified and traffic moved to
+    where its confidence is wrong, the weighted residual is that bias. The correction is used
+    only when it is significant (beyond ``z`` of its standard error, ``z`` from the band's
+    confidence), so a well-specified model keeps CBPE's precision; otherwise the reported
+    number is CBPE's, its band widened by the standard error of the calibration check. When
+    few reference rows look like the window (Kish's effective sample size below ``min_ess``)
+    the weights are not trusted and CBPE is returned as it is. Without confidences (or a CBPE
+    estimate) the estimate is the plain importance-weighted mean of correctness.
+
+    Bands add the weighted estimate's variance (self-normalized importance sampling, delta
+    method) to the binomial variance of the window's own accuracy.
 
     Parameters
     ----------
@@ -773,6 +781,12 @@ class ImportanceWeightedAccuracy:
         Weights are clipped at this multiple of their mean (> 1).
     max_rows
         Rows of each side the domain classifier is fitted on, at most (>= 100).
+    correction_z
+        The doubly robust correction is applied when the weighted calibration residual is
+        beyond this many of its standard errors (>= 0); below it CBPE stands.
+    domain
+        The domain classifier: ``"logistic"`` (features and their squares) or ``"boosting"``
+        (scikit-learn's histogram gradient boosting, for shifts no quadratic log-ratio fits).
     seed
         Seed of the subsampling (>= 0).
 
@@ -797,33 +811,45 @@ class ImportanceWeightedAccuracy:
     Masashi Sugiyama, Matthias Krauledat and Klaus-Robert Müller. Covariate shift adaptation
     by importance weighted cross validation. JMLR 8, 985-1005, 2007. Steffen Bickel, Michael
     Brückner and Tobias Scheffer. Discriminative learning under covariate shift. JMLR 10,
-    2137-2155, 2009 (the density ratio from a domain classifier). Leslie Kish. Survey
-    Sampling, Wiley, 1965 (the effective sample size).
+    2137-2155, 2009 (the density ratio from a domain classifier). James M. Robins, Andrea
+    Rotnitzky and Lue Ping Zhao. Estimation of regression coefficients when some regressors
+    are not always observed. JASA 89(427), 846-866, 1994 (doubly robust estimation). Leslie
+    Kish. Survey Sampling, Wiley, 1965 (the effective sample size).
     """
 
     def __init__(
         self,
         *,
-        min_ess: float = 300.0,
+        min_ess: float = 200.0,
         max_weight: float = 50.0,
         max_rows: int = 5000,
+        correction_z: float = 3.0,
+        domain: str = "logistic",
         seed: int = 0,
     ) -> None:
+        check_choice("domain", domain, ("logistic", "boosting"))
+        self.domain = domain
+        self.correction_z = check_real("correction_z", correction_z, low=0.0)
         self.min_ess = check_real("min_ess", min_ess, low=1.0)
         self.max_weight = check_real("max_weight", max_weight, low=1.0, low_open=True)
         self.max_rows = check_integer("max_rows", max_rows, low=100)
         self.seed = check_integer("seed", seed, low=0)
         self._x: np.ndarray | None = None
         self._correct: np.ndarray | None = None
+        self._confidence: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
             f"ImportanceWeightedAccuracy(min_ess={self.min_ess!r}, max_weight="
-            f"{self.max_weight!r}, max_rows={self.max_rows!r}, seed={self.seed!r})"
+            f"{self.max_weight!r}, max_rows={self.max_rows!r}, correction_z="
+            f"{self.correction_z!r}, domain={self.domain!r}, seed={self.seed!r})"
         )
 
-    def fit(self, x_reference: Any, correct: Any) -> ImportanceWeightedAccuracy:
-        """Keep the labelled reference: its features and whether the model was right."""
+    def fit(
+        self, x_reference: Any, correct: Any, confidence: Any | None = None
+    ) -> ImportanceWeightedAccuracy:
+        """Keep the labelled reference: its features, whether the model was right, and (for
+        the doubly robust estimate) the calibrated confidence in each predicted class."""
         x = np.asarray(x_reference, dtype=np.float64)
         c = np.asarray(correct, dtype=np.float64).ravel()
         if x.ndim != 2 or x.shape[0] != c.size or c.size < 2:
@@ -835,11 +861,18 @@ class ImportanceWeightedAccuracy:
             raise DataError("x_reference holds NaN or infinite values")
         if not np.isin(c, (0.0, 1.0)).all():
             raise DataError("correct holds values other than 0/1 (or False/True)")
+        if confidence is not None:
+            q = np.asarray(confidence, dtype=np.float64).ravel()
+            if q.size != c.size or not ((q >= 0) & (q <= 1)).all():
+                raise DataError("confidence needs one probability in [0, 1] per reference row")
+            self._confidence = q
+        else:
+            self._confidence = None
         self._x, self._correct = x, c
+        std = x.std(axis=0)
         self._mean = x.mean(axis=0)
-        self._scale = np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        self._scale = np.where(std > 0, std, 1.0)
         return self
-
     def _design(self, x: np.ndarray) -> np.ndarray:
         z = (x - self._mean) / self._scale
         return np.hstack([z, z**2])
@@ -861,10 +894,19 @@ class ImportanceWeightedAccuracy:
             ref = ref[rng.choice(len(ref), self.max_rows, replace=False)]
         if len(xw) > self.max_rows:
             xw = xw[rng.choice(len(xw), self.max_rows, replace=False)]
-        design = self._design(np.vstack([ref, xw]))
         target = np.r_[np.zeros(len(ref)), np.ones(len(xw))]
-        domain = LogisticRegression(C=1.0, max_iter=1000).fit(design, target)
-        logit = domain.decision_function(self._design(self._x))
+        if self.domain == "logistic":
+            design = self._design(np.vstack([ref, xw]))
+            domain = LogisticRegression(C=1.0, max_iter=1000).fit(design, target)
+            logit = domain.decision_function(self._design(self._x))
+        else:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            booster = HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=self.seed
+            ).fit(np.vstack([ref, xw]), target)
+            p = np.clip(booster.predict_proba(self._x)[:, 1], 1e-6, 1 - 1e-6)
+            logit = np.log(p / (1 - p))
         w = np.exp(np.clip(logit, -50.0, 50.0)) * (len(ref) / len(xw))
         w /= w.mean()
         w = np.minimum(w, self.max_weight)
@@ -878,9 +920,11 @@ class ImportanceWeightedAccuracy:
         *,
         confidence: float = 0.95,
     ) -> WeightedEstimate:
-        """The window's accuracy: importance-weighted, or ``fallback`` (CBPE) when the
-        weights' effective sample size is below ``min_ess`` (then with
-        ``estimator="cbpe"``; without a fallback the weighted figure is returned anyway)."""
+        """The window's accuracy (see the class docstring for which estimate is used).
+
+        ``fallback`` is the window's CBPE estimate; with it the result is doubly robust (if
+        confidences were given to :meth:`fit`) and falls back to it when the weights'
+        effective sample size is below ``min_ess``."""
         level = check_real(
             "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
         )
@@ -888,7 +932,9 @@ class ImportanceWeightedAccuracy:
         w = self.weights(x_window)
         assert self._correct is not None
         ess = float(w.sum() ** 2 / np.sum(w**2))
-        if ess < self.min_ess and fallback is not None:
+        z = float(stats.norm.ppf(0.5 + level / 2.0))
+        c = self._correct
+        if fallback is not None and ess < self.min_ess:
             return WeightedEstimate(
                 fallback.accuracy,
                 fallback.accuracy_lower,
@@ -897,11 +943,35 @@ class ImportanceWeightedAccuracy:
                 ess,
                 n_window,
             )
-        c = self._correct
+        if fallback is not None and self._confidence is not None:
+            residual = c - self._confidence
+            bias = float(np.sum(w * residual) / np.sum(w))
+            se_bias = math.sqrt(float(np.sum(w**2 * (residual - bias) ** 2)) / np.sum(w) ** 2)
+            half = (fallback.accuracy_upper - fallback.accuracy_lower) / 2.0
+            if abs(bias) <= self.correction_z * se_bias:  # calibration holds there: CBPE
+                widened = math.sqrt(half**2 + (z * se_bias) ** 2)
+                return WeightedEstimate(
+                    fallback.accuracy,
+                    max(0.0, fallback.accuracy - widened),
+                    min(1.0, fallback.accuracy + widened),
+                    "cbpe",
+                    ess,
+                    n_window,
+                )
+            accuracy = min(1.0, max(0.0, fallback.accuracy + bias))
+            var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
+            sd = math.sqrt(se_bias**2 + var_window)
+            return WeightedEstimate(
+                accuracy,
+                max(0.0, accuracy - z * sd),
+                min(1.0, accuracy + z * sd),
+                "doubly_robust",
+                ess,
+                n_window,
+            )
         accuracy = float(np.sum(w * c) / np.sum(w))
         var_weighted = float(np.sum(w**2 * (c - accuracy) ** 2) / np.sum(w) ** 2)
         var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
         sd = math.sqrt(var_weighted + var_window)
         return WeightedEstimate(
             accuracy,

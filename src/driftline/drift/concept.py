@@ -160,16 +160,17 @@ class ConceptDriftMonitor:
         self,
         *,
         delta: float = 0.002,
-        ph_threshold: float = 50.0,
+        ph_threshold: float = 25.0,
         ph_delta: float = 0.005,
         buffer_size: int = 2000,
-        alpha: float = 0.001,
-        min_increase: float = 0.02,
+        alpha: float = 0.002,
+        min_increase: float = 0.005,
         min_samples: int = 500,
         window: int = 1000,
-        hddm: bool = True,
+        hddm: bool = False,
         hddm_confidence: float = 0.001,
         reanchor: bool = True,
+        local: bool = False,
     ) -> None:
         self.delta = check_real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
         self.ph_threshold = check_real("ph_threshold", ph_threshold, low=0.0, low_open=True)
@@ -190,6 +191,8 @@ class ConceptDriftMonitor:
         )
         check_choice("reanchor", reanchor, (False, True))
         self.reanchor = reanchor
+        check_choice("local", local, (False, True))
+        self.local = local
         self.reset()
 
     def get_params(self) -> dict[str, Any]:
@@ -206,6 +209,7 @@ class ConceptDriftMonitor:
             "hddm": self.hddm,
             "hddm_confidence": self.hddm_confidence,
             "reanchor": self.reanchor,
+            "local": self.local,
         }
 
     def __repr__(self) -> str:
@@ -358,14 +362,21 @@ class ConceptDriftMonitor:
             for k in sorted({max(1, int(self.buffer_size * share)) for share in RECENT_SHARES})
             if k <= size // 2
         ]
+        tests: list[tuple[int, int, int, int]] = []  # (before errors, before n, recent, k)
         for k in splits:
             recent = self._counts[-1] - self._counts[-1 - k]
-            before_n = size - k + self._history_n
-            before = total - recent + self._history_errors
+            tests.append((total - recent + self._history_errors, size - k + self._history_n,
+                          recent, k))
+            if self.local and size >= 2 * k:
+                # The k bits just before: a rise after a falling stretch (a learner still
+                # relearning from the last drift) shows against them, not the whole past.
+                previous = self._counts[-1 - k] - self._counts[-1 - 2 * k]
+                tests.append((previous, k, recent, k))
+        for before, before_n, recent, k in tests:
             increase = recent / k - before / before_n
             if increase < self.min_increase:
                 continue
-            if increase_p_value(before, before_n, recent, k) * len(splits) <= self.alpha:
+            if increase_p_value(before, before_n, recent, k) * len(tests) <= self.alpha:
                 return True
         return False
 
