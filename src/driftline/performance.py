@@ -736,8 +736,8 @@ class WeightedEstimate:
 
     ``estimator`` is ``"doubly_robust"`` (CBPE corrected by the importance-weighted calibration
     residual), ``"importance_weighting"`` (no CBPE given) or ``"cbpe"`` (the calibration holds
-    where the traffic is, or the weights are unreliable); ``effective_sample_size`` is Kish's ``(sum w)**2 / sum w**2`` of the
-    reference weights (None when no weights were computed).
+    where the traffic is, or the weights are unreliable); ``effective_sample_size`` is Kish's
+    ``(sum w)**2 / sum w**2`` of the reference weights (None when no weights were computed).
     """
 
     accuracy: float

@@ -35,6 +35,11 @@ ConceptState = Literal["stable", "warning", "drift_confirmed"]
 #: Shares of the trend buffer tried as the "recent" part by the confirmation test.
 RECENT_SHARES = (1 / 8, 1 / 4, 1 / 2)
 STATE_FORMAT = 2
+#: How often (in labels) the monitor checks whether the error rate has fallen, and the
+#: one-sided significance of that check (see ``ConceptDriftMonitor._follow_recovery``).
+REANCHOR_EVERY = 100
+REANCHOR_MIN_FALL = 0.03
+REANCHOR_ALPHA = 1e-6
 
 
 def increase_p_value(before_errors: int, before_n: int, recent_errors: int, recent_n: int) -> float:
@@ -144,7 +149,7 @@ class ConceptDriftMonitor:
     >>> y_pred = np.where(wrong, 1 - y_true, y_true)
     >>> monitor = ConceptDriftMonitor()
     >>> monitor.update_many(y_true, y_pred)
-    [5183]
+    [5139]
     >>> status = monitor.status()
     >>> status.state, status.n_drifts, round(status.realized.accuracy, 3)
     ('drift_confirmed', 1, 0.755)
@@ -163,7 +168,7 @@ class ConceptDriftMonitor:
         ph_threshold: float = 25.0,
         ph_delta: float = 0.005,
         buffer_size: int = 2000,
-        alpha: float = 0.002,
+        alpha: float = 0.001,
         min_increase: float = 0.005,
         min_samples: int = 500,
         window: int = 1000,
@@ -314,6 +319,8 @@ class ConceptDriftMonitor:
             self._warning_since = index
             self.n_warnings += 1
 
+        if self.reanchor and self._warning_since is None and index % REANCHOR_EVERY == 0:
+            self._follow_recovery()
         if self._warning_since is None:
             return
         if self._confirmed():
@@ -335,6 +342,22 @@ class ConceptDriftMonitor:
             if index - judged_from >= self.buffer_size // 2:
                 self._warning_since = None
                 self.n_rejected += 1
+
+    def _follow_recovery(self) -> None:
+        """Track the recent best level: when the newer half of the buffer is significantly
+        better than the older half (a learner still relearning after a drift), the older half
+        and the history stop counting as "before"."""
+        size = len(self._buffer)
+        if size < self.min_samples:
+            return
+        half = size // 2
+        newer = self._counts[-1] - self._counts[-1 - half]
+        older = self._counts[-1 - half] - self._counts[0]
+        n_older = size - half
+        if older / n_older - newer / half < REANCHOR_MIN_FALL:
+            return
+        if increase_p_value(newer, half, older, n_older) <= REANCHOR_ALPHA:
+            self._reanchor(half)
 
     def _reanchor(self, keep: int) -> None:
         """The error rate fell (the learner recovered, or the world got easier): the baseline
