@@ -95,7 +95,7 @@ class ConceptDriftStatus:
 
 
 class ConceptDriftMonitor:
-    """ADWIN and Page-Hinkley on the error stream, confirmed by a trend buffer.
+    """ADWIN, Page-Hinkley and HDDM_A on the error stream, confirmed by a trend buffer.
 
     Every labelled prediction becomes an error bit (1 = wrong). Two detectors propose a
     change: river's ADWIN (only when the error rate went *up*; a cut downwards is an
@@ -136,6 +136,24 @@ class ConceptDriftMonitor:
         Bits needed in the buffer before anything is confirmed, in [16, buffer_size].
     window
         Labelled pairs the realized metrics cover (>= 1).
+    hddm
+        Let river's HDDM_A (one-sided, Hoeffding's bound) propose changes too. On the
+        real-learner benchmark it adds drifts the other two miss (93.8 -> 94.6 % detected) at
+        the same false-alarm rate, for about 11 microseconds a label.
+    hddm_confidence
+        HDDM_A's drift confidence, in (0, 1).
+    reanchor
+        Move the baseline to the recovered level when the error rate falls: on an ADWIN
+        downward cut, and when the newer half of the buffer is 3 points better than the
+        older half at p < 1e-6 (checked every 100 labels). After a drift a learner relearns;
+        without this the relearning stretch inflates "before" and hides a second drift.
+    local
+        Also test the recent part against the part of equal length just before it (more
+        tests under the Bonferroni correction; measured to cost more than it finds, so off).
+
+    The defaults (Page-Hinkley threshold 25, minimum increase 0.005, alpha 0.001, HDDM_A and
+    re-anchoring on) were chosen on ``benchmarks/concept_learners.py`` and checked on the
+    synthetic cases of ``benchmarks/detection_concept.py``; the README gives the figures.
 
     Examples
     --------
@@ -172,7 +190,7 @@ class ConceptDriftMonitor:
         min_increase: float = 0.005,
         min_samples: int = 500,
         window: int = 1000,
-        hddm: bool = False,
+        hddm: bool = True,
         hddm_confidence: float = 0.001,
         reanchor: bool = True,
         local: bool = False,
