@@ -1,7 +1,12 @@
 """Concept drift on the error stream, and label-free performance estimation (CBPE).
 
-    python benchmarks/detection_concept.py            # full run (about a minute)
-    python benchmarks/detection_concept.py --quick    # a few seconds, for a smoke test
+    python benchmarks/detection_concept.py            # full run (a few minutes)
+    python benchmarks/detection_concept.py --quick    # a smoke test
+    python benchmarks/detection_concept.py --learners [--quick]   # real learners only
+
+The real-learner section (error streams of a Hoeffding tree and a never-retrained batch model
+on river's generators, side by side with river's ADWIN, Page-Hinkley, HDDM_A and KSWIN) lives
+in ``benchmarks/concept_learners.py``; its docstring describes the streams and the scoring.
 
 ``benchmarks/detection.py`` runs this module too (section 4 of its report), so one command
 prints every figure of issue 3 point 10.
@@ -32,15 +37,25 @@ Target: accuracy MAE <= 0.01 on the calibrated (logistic) models.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from driftline.drift import ADWIN, ConceptDriftMonitor, PageHinkley
-from driftline.performance import Calibrator, estimate, realized_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # concept_learners.py, a sibling
+from driftline.performance import (
+    Calibrator,
+    ImportanceWeightedAccuracy,
+    estimate,
+    realized_metrics,
+)
 
 DETECTION_HORIZON = 2000  # a drift counts as detected within this many labels of its start
 PRE_DRIFT = 10_000
@@ -192,6 +207,7 @@ class CBPECase:
     classes: int
     model: str  # "logreg", "overconfident" (logreg with doubled logits) or "hgb"
     calibrated: bool  # whether the target applies (a calibrated model)
+    concept: str = "softmax"  # "softmax" (the model's own family), "circle" or "clusters"
 
 
 CBPE_CASES = (
@@ -199,18 +215,56 @@ CBPE_CASES = (
     CBPECase("logistic regression, 3 classes", 3, "logreg", True),
     CBPECase("overconfident (logits x2), 2 classes", 2, "overconfident", False),
     CBPECase("gradient boosting, 3 classes", 3, "hgb", False),
+    CBPECase("misspecified: linear on a circle", 2, "logreg", False, "circle"),
+    CBPECase("misspecified: linear on cluster mixtures", 2, "logreg", False, "clusters"),
 )
+MISSPECIFIED = {c.name for c in CBPE_CASES if c.concept != "softmax"}
+WELL_SPECIFIED = {c.name for c in CBPE_CASES if c.calibrated}
 N_FEATURES = 5
+TARGET_IW_MISSPECIFIED = 0.75  # importance weighting's MAE / CBPE's, misspecified models
+TARGET_IW_WELL_SPECIFIED = 1.1  # the same on well-specified models
+TARGET_IW_COVERAGE = 0.90
+IW_NAME = "driftline doubly robust IW"
+IW_DOMAIN = os.environ.get("IW_DOMAIN", "logistic")
+CBPE_NAME = "driftline (isotonic CBPE)"
 
 
-def _sample(
-    rng: np.random.Generator, n: int, weights: np.ndarray, mean: np.ndarray, scale: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows x ~ N(mean, diag(scale**2)) and labels from the known softmax model P(y | x)."""
-    x = rng.normal(size=(n, weights.shape[1])) * scale + mean
+def _posterior(concept: str, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """P(y | x) of the case's true concept (fixed under covariate shift)."""
+    if concept == "circle":
+        # Class 1 inside a circle of radius sqrt(2) in the first two features.
+        p1 = 1.0 / (1.0 + np.exp(3.0 * ((x[:, 0] ** 2 + x[:, 1] ** 2) - 2.0)))
+        return np.column_stack([1.0 - p1, p1])
+    if concept == "clusters":
+        # Each class is an equal mixture of three unit-variance Gaussian clusters whose
+        # centres are the rows of ``weights`` (6 rows: class 0 first).
+        d2 = ((x[:, None, :] - weights[None, :, :]) ** 2).sum(axis=2)
+        dens = np.exp(-0.5 * (d2 - d2.min(axis=1, keepdims=True)))
+        p0, p1 = dens[:, :3].sum(axis=1), dens[:, 3:].sum(axis=1)
+        return np.column_stack([p0, p1]) / (p0 + p1)[:, None]
     logits = x @ weights.T
     proba = np.exp(logits - logits.max(axis=1, keepdims=True))
-    proba /= proba.sum(axis=1, keepdims=True)
+    out: np.ndarray = proba / proba.sum(axis=1, keepdims=True)
+    return out
+
+
+def _draw(
+    rng: np.random.Generator,
+    n: int,
+    case: CBPECase,
+    weights: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the reference marginal moved to ``x * scale + mean``, labelled by the true
+    P(y | x): pure covariate shift."""
+    if case.concept == "clusters":
+        centre = weights[rng.integers(0, len(weights), n)]
+        base = centre + rng.normal(size=(n, weights.shape[1]))
+    else:
+        base = rng.normal(size=(n, N_FEATURES))
+    x = base * scale + mean
+    proba = _posterior(case.concept, x, weights)
     y = (proba.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
     return x, y
 
@@ -247,21 +301,33 @@ def run_cbpe_cases(quick: bool) -> list[dict[str, Any]]:
     for number, case in enumerate(CBPE_CASES):
         started = time.perf_counter()
         rng = np.random.default_rng(100 + number)
-        weights = rng.normal(0.0, 1.0, (case.classes, N_FEATURES))
+        if case.concept == "clusters":
+            weights = rng.normal(0.0, 1.2, (6, N_FEATURES))
+        else:
+            weights = rng.normal(0.0, 1.0, (case.classes, N_FEATURES))
         zero, one = np.zeros(N_FEATURES), np.ones(N_FEATURES)
-        x_ref, y_ref = _sample(rng, 20_000, weights, zero, one)
+        x_ref, y_ref = _draw(rng, 20_000, case, weights, zero, one)
         predict = _fit_model(case, x_ref, y_ref, seed=number, quick=quick)
-        x_hold, y_hold = _sample(rng, 10_000, weights, zero, one)
+        x_hold, y_hold = _draw(rng, 10_000, case, weights, zero, one)
         classes = list(range(case.classes))
+        proba_hold = predict(x_hold)
         calibrators = {
-            "driftline (isotonic CBPE)": Calibrator().fit(y_hold, predict(x_hold), classes),
+            CBPE_NAME: Calibrator().fit(y_hold, proba_hold, classes),
             "uncalibrated max-probability": Calibrator(method="none").fit(
-                y_hold, predict(x_hold), classes
+                y_hold, proba_hold, classes
             ),
         }
+        predicted_hold = proba_hold.argmax(axis=1)
+        calibrated_hold = calibrators[CBPE_NAME].transform(proba_hold)
+        weighted = ImportanceWeightedAccuracy(seed=number, domain=IW_DOMAIN).fit(
+            x_hold,
+            predicted_hold == y_hold,
+            calibrated_hold[np.arange(len(predicted_hold)), predicted_hold],
+        )
+        names = [*calibrators, IW_NAME]
         errors: dict[str, dict[str, list[float]]] = {
-            name: {"accuracy": [], "f1_macro": [], "roc_auc": [], "covered": []}
-            for name in calibrators
+            name: {"accuracy": [], "f1_macro": [], "roc_auc": [], "covered": [], "iw": []}
+            for name in names
         }
         shifts = []
         for _ in range(windows):
@@ -269,14 +335,17 @@ def run_cbpe_cases(quick: bool) -> list[dict[str, Any]]:
             mean = rng.uniform(-1.5, 1.5, N_FEATURES)
             scale = rng.uniform(0.6, 1.6, N_FEATURES)
             shifts.append(float(np.linalg.norm(mean)))
-            x, y = _sample(rng, window_rows, weights, mean, scale)
+            x, y = _draw(rng, window_rows, case, weights, mean, scale)
             proba = predict(x)
             real = realized_metrics(y, proba.argmax(axis=1), labels=classes, proba=proba)
+            cbpe = None
             for name, calibrator in calibrators.items():
                 sketch = calibrator.empty_sketch()
                 for part in np.array_split(proba, 10):  # micro-batches, merged
                     sketch = sketch + calibrator.sketch(part)
                 est = estimate(sketch)
+                if name == CBPE_NAME:
+                    cbpe = est
                 errors[name]["accuracy"].append(abs(est.accuracy - real.accuracy))
                 errors[name]["f1_macro"].append(abs(est.f1_macro - real.f1_macro))
                 if est.roc_auc is not None and real.roc_auc is not None:
@@ -284,6 +353,12 @@ def run_cbpe_cases(quick: bool) -> list[dict[str, Any]]:
                 errors[name]["covered"].append(
                     float(est.accuracy_lower <= real.accuracy <= est.accuracy_upper)
                 )
+            iw = weighted.estimate(x, cbpe)
+            errors[IW_NAME]["accuracy"].append(abs(iw.accuracy - real.accuracy))
+            errors[IW_NAME]["covered"].append(
+                float(iw.accuracy_lower <= real.accuracy <= iw.accuracy_upper)
+            )
+            errors[IW_NAME]["iw"].append(float(iw.estimator != "cbpe"))
         seconds = time.perf_counter() - started
         for name, found in errors.items():
             rows.append(
@@ -291,23 +366,63 @@ def run_cbpe_cases(quick: bool) -> list[dict[str, Any]]:
                     "case": case.name,
                     "estimator": name,
                     "calibrated_model": case.calibrated,
+                    "misspecified": case.name in MISSPECIFIED,
                     "windows": windows,
                     "window_rows": window_rows,
                     "mean_shift_norm": float(np.mean(shifts)),
                     "accuracy_mae": float(np.mean(found["accuracy"])),
                     "accuracy_max_error": float(np.max(found["accuracy"])),
-                    "f1_mae": float(np.mean(found["f1_macro"])),
+                    "f1_mae": float(np.mean(found["f1_macro"])) if found["f1_macro"] else None,
                     "roc_auc_mae": float(np.mean(found["roc_auc"])) if found["roc_auc"] else None,
                     "band_coverage": float(np.mean(found["covered"])),
+                    "weighted_share": float(np.mean(found["iw"])) if found["iw"] else None,
                     "meets_target": (
                         float(np.mean(found["accuracy"])) <= TARGET_CBPE_MAE
-                        if case.calibrated
+                        if case.calibrated and name == CBPE_NAME
                         else None
                     ),
                     "seconds": seconds,
                 }
             )
     return rows
+
+
+def iw_verdicts(cbpe: list[dict[str, Any]]) -> list[tuple[bool, str]]:
+    """Issue 11 point 3: importance weighting against CBPE on the same windows."""
+    by = {(r["case"], r["estimator"]): r for r in cbpe}
+    out = []
+    for group, names, target in (
+        ("misspecified", sorted(MISSPECIFIED), TARGET_IW_MISSPECIFIED),
+        ("well-specified", sorted(WELL_SPECIFIED), TARGET_IW_WELL_SPECIFIED),
+    ):
+        ratios = [
+            by[(n, IW_NAME)]["accuracy_mae"] / max(by[(n, CBPE_NAME)]["accuracy_mae"], 1e-12)
+            for n in names
+            if (n, IW_NAME) in by
+        ]
+        worst = max(ratios)
+        out.append(
+            (
+                worst <= target,
+                f"importance-weighted accuracy MAE <= {target}x CBPE's on {group} models: "
+                f"worst ratio {worst:.2f} ("
+                + ", ".join(
+                    f"{n}: {by[(n, IW_NAME)]['accuracy_mae']:.4f} vs "
+                    f"{by[(n, CBPE_NAME)]['accuracy_mae']:.4f}"
+                    for n in names
+                )
+                + ")",
+            )
+        )
+    coverage = min(r["band_coverage"] for r in cbpe if r["estimator"] == IW_NAME)
+    out.append(
+        (
+            coverage >= TARGET_IW_COVERAGE,
+            f"importance-weighted band covers the realized accuracy >= 90% of windows: worst "
+            f"case {coverage:.0%}",
+        )
+    )
+    return out
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -348,19 +463,24 @@ def print_cbpe(cbpe: list[dict[str, Any]]) -> float:
         f"({cbpe[0]['windows']} windows of {cbpe[0]['window_rows']} rows per case)"
     )
     print(
-        f"{'case':38} {'estimator':30} {'acc MAE':>8} {'acc max':>8} {'F1 MAE':>8} "
+        f"{'case':40} {'estimator':30} {'acc MAE':>8} {'acc max':>8} {'F1 MAE':>8} "
         f"{'AUC MAE':>8} {'band':>6}"
     )
     for row in cbpe:
+        used = (
+            ""
+            if row["weighted_share"] is None
+            else f"  (correction used in {row['weighted_share']:.0%} of windows)"
+        )
         print(
-            f"{row['case']:38} {row['estimator']:30} {row['accuracy_mae']:8.4f} "
-            f"{row['accuracy_max_error']:8.4f} {row['f1_mae']:8.4f} "
-            f"{_fmt(row['roc_auc_mae'], '8.4f')} {row['band_coverage']:6.0%}"
+            f"{row['case']:40} {row['estimator']:30} {row['accuracy_mae']:8.4f} "
+            f"{row['accuracy_max_error']:8.4f} {_fmt(row['f1_mae'], '8.4f')} "
+            f"{_fmt(row['roc_auc_mae'], '8.4f')} {row['band_coverage']:6.0%}{used}"
         )
     worst = max(
         r["accuracy_mae"]
         for r in cbpe
-        if r["calibrated_model"] and r["estimator"].startswith("driftline")
+        if r["calibrated_model"] and r["estimator"] == CBPE_NAME
     )
     print(
         f"driftline: worst accuracy MAE on calibrated models {worst:.4f} "
@@ -372,12 +492,24 @@ def print_cbpe(cbpe: list[dict[str, Any]]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few runs, for a smoke test")
+    parser.add_argument("--learners", action="store_true", help="the real-learner section only")
     args = parser.parse_args(argv)
 
+    import concept_learners as learners
+
     started = time.perf_counter()
-    print_concept(run_concept_cases(args.quick))
-    print()
-    print_cbpe(run_cbpe_cases(args.quick))
+    records = [r for s in learners.seeds(args.quick) for r in learners.run_seed((s, args.quick))]
+    verdict = learners.print_learners(records)
+    for target, ok in verdict.items():
+        print(f"{'PASS' if ok else 'FAIL'}  driftline {target}")
+    if not args.learners:
+        print()
+        print_concept(run_concept_cases(args.quick))
+        print()
+        cbpe = run_cbpe_cases(args.quick)
+        print_cbpe(cbpe)
+        for ok, line in iw_verdicts(cbpe):
+            print(f"{'PASS' if ok else 'FAIL'}  {line}")
     print(f"\n{time.perf_counter() - started:.1f} s")
 
 

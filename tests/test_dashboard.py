@@ -141,6 +141,7 @@ def test_state_has_models_classes_drift_heatmap_accuracy_and_audit(client: TestC
     assert accuracy["realized"][-1] is not None
     assert accuracy["labeled"][-1] == n
     assert 0.5 < accuracy["estimated"][-1] <= 1.0
+    assert accuracy["estimator"][-1] == "cbpe"  # the dashboard says which estimator it was
     assert accuracy["reference"] == pytest.approx(
         state["models"]["champion"]["metrics"]["accuracy"]
     )

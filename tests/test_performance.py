@@ -14,6 +14,8 @@ from sklearn import metrics as skm
 from driftline.errors import ConfigurationError, DataError
 from driftline.performance import (
     Calibrator,
+    ImportanceWeightedAccuracy,
+    PerformanceEstimate,
     PerformanceSketch,
     compare,
     confusion_matrix,
@@ -221,3 +223,95 @@ def test_calibrator_and_estimate_validate_their_input() -> None:
         estimate(CALIBRATORS[2].empty_sketch())
     with pytest.raises(ConfigurationError, match="confidence"):
         estimate(CALIBRATORS[2].sketch(np.array([[0.2, 0.8]])), confidence=1.0)
+
+
+# --- importance weighting (issue 11 point 3) ------------------------------------------------
+
+
+def _circle(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    inside = 1.0 / (1.0 + np.exp(4.0 * ((x**2).sum(axis=1) - 1.5)))
+    return (rng.random(len(x)) < inside).astype(int)
+
+
+def test_importance_weighting_beats_cbpe_on_a_misspecified_model() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    x_train = rng.normal(size=(5_000, 2))
+    model = LogisticRegression().fit(x_train, _circle(rng, x_train))
+    x_hold = rng.normal(size=(5_000, 2))
+    y_hold = _circle(rng, x_hold)
+    proba_hold = model.predict_proba(x_hold)
+    calibrator = Calibrator().fit(y_hold, proba_hold, [0, 1])
+    weighted = ImportanceWeightedAccuracy().fit(x_hold, proba_hold.argmax(axis=1) == y_hold)
+    iw_errors, cbpe_errors, covered = [], [], 0
+    for shift in ([1.0, 0.0], [0.0, -1.2], [0.8, 0.8], [-1.0, 0.5]):
+        x = rng.normal(size=(5_000, 2)) * 0.8 + shift
+        y = _circle(rng, x)
+        proba = model.predict_proba(x)
+        realized = float((proba.argmax(axis=1) == y).mean())
+        cbpe = estimate(calibrator.sketch(proba))
+        iw = weighted.estimate(x, cbpe)
+        assert iw.estimator == "importance_weighting" and iw.effective_sample_size is not None
+        iw_errors.append(abs(iw.accuracy - realized))
+        cbpe_errors.append(abs(cbpe.accuracy - realized))
+        covered += iw.accuracy_lower <= realized <= iw.accuracy_upper
+    assert np.mean(iw_errors) < 0.5 * np.mean(cbpe_errors)
+    assert covered >= 3
+
+
+def test_importance_weights_without_shift_are_nearly_uniform() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4_000, 3))
+    correct = rng.random(4_000) < 0.8
+    weighted = ImportanceWeightedAccuracy().fit(x, correct)
+    w = weighted.weights(rng.normal(size=(4_000, 3)))
+    assert w.mean() == pytest.approx(1.0)
+    ess = w.sum() ** 2 / (w**2).sum()
+    assert ess > 0.95 * 4_000
+    est = weighted.estimate(rng.normal(size=(4_000, 3)))
+    assert est.accuracy == pytest.approx(correct.mean(), abs=0.005)
+    assert est.effective_sample_size == pytest.approx(ess, rel=0.05)
+
+
+def test_importance_weighting_falls_back_to_cbpe_when_weights_degenerate() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2_000, 2))
+    weighted = ImportanceWeightedAccuracy(min_ess=300).fit(x, rng.random(2_000) < 0.7)
+    far = rng.normal(size=(2_000, 2)) * 0.3 + [4.0, -4.0]  # almost no reference row is like it
+    fallback = PerformanceEstimate(0.5, 0.45, 0.55, 0.5, 0.45, 0.55, None, 2_000, 0.95)
+    est = weighted.estimate(far, fallback)
+    assert est.estimator == "cbpe" and est.accuracy == 0.5
+    assert est.effective_sample_size is not None and est.effective_sample_size < 300
+    assert weighted.estimate(far).estimator == "importance_weighting"  # no fallback given
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), shift=st.floats(-2.0, 2.0))
+def test_importance_weighted_accuracy_properties(seed: int, shift: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(500, 2))
+    correct = rng.random(500) < 0.6
+    weighted = ImportanceWeightedAccuracy(max_weight=20.0).fit(x, correct)
+    window = rng.normal(size=(300, 2)) + shift
+    w = weighted.weights(window)
+    assert (w >= 0).all() and w.mean() == pytest.approx(1.0)
+    est = weighted.estimate(window)
+    assert 0.0 <= est.accuracy_lower <= est.accuracy <= est.accuracy_upper <= 1.0
+    # A weighted mean of the 0/1 correctness flags: equal to the flags' mean under its weights.
+    assert est.accuracy == pytest.approx(float(np.sum(w * correct) / np.sum(w)))
+
+
+def test_importance_weighting_validates() -> None:
+    with pytest.raises(ConfigurationError, match="min_ess"):
+        ImportanceWeightedAccuracy(min_ess=0.5)
+    weighted = ImportanceWeightedAccuracy()
+    with pytest.raises(DataError, match="fit the estimator"):
+        weighted.weights(np.zeros((10, 2)))
+    with pytest.raises(DataError, match="one row per correctness flag"):
+        weighted.fit(np.zeros((10, 2)), np.ones(9))
+    with pytest.raises(DataError, match="0/1"):
+        weighted.fit(np.zeros((3, 2)), [0, 2, 1])
+    weighted.fit(np.random.default_rng(0).normal(size=(50, 2)), np.ones(50))
+    with pytest.raises(DataError, match="must have 2 columns"):
+        weighted.weights(np.zeros((10, 3)))

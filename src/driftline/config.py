@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     monitor_bucket_seconds: float = Field(
         default=60.0, gt=0, description="Length of a time bucket of live profiles."
     )
+    drift_statistics: str = Field(
+        default="",
+        description=(
+            "Extra statistics reported per feature in drift reports, comma-separated, from "
+            "psi, jensen_shannon, ks, chi_square, wasserstein, total_variation (they never "
+            "change the verdict)."
+        ),
+    )
     monitor_flush_seconds: float = Field(
         default=10.0, gt=0, description="How often a worker writes its open buckets."
     )
@@ -312,6 +320,25 @@ class Settings(BaseSettings):
             if problem is not None:
                 raise ValueError(f"DRIFTLINE_{str(info.field_name).upper()} {problem}")
         return value
+
+    @field_validator("drift_statistics")
+    @classmethod
+    def _statistics(cls, value: str) -> str:
+        from driftline.drift.decision import REPORTABLE_STATISTICS
+
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in REPORTABLE_STATISTICS]
+        if unknown:
+            raise ValueError(
+                f"drift_statistics entries must be among {', '.join(REPORTABLE_STATISTICS)}; "
+                f"got {unknown[0]!r}"
+            )
+        return ",".join(names)
+
+    @property
+    def drift_report(self) -> tuple[str, ...]:
+        """:attr:`drift_statistics` as the tuple :class:`~driftline.drift.DriftPolicy` takes."""
+        return tuple(n for n in self.drift_statistics.split(",") if n)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -39,10 +39,12 @@ from driftline.params import check_choice, check_integer, check_real
 
 __all__ = [
     "Calibrator",
+    "ImportanceWeightedAccuracy",
     "MetricComparison",
     "PerformanceEstimate",
     "PerformanceSketch",
     "RealizedMetrics",
+    "WeightedEstimate",
     "compare",
     "confusion_matrix",
     "estimate",
@@ -723,3 +725,259 @@ def compare(
             "roc_auc", estimated.roc_auc, None, None, None if realized is None else realized.roc_auc
         ),
     ]
+
+
+# --- accuracy that survives a wrong model: importance weighting -----------------------------
+
+
+@dataclass(frozen=True)
+class WeightedEstimate:
+    """An accuracy estimate and which estimator produced it.
+
+    ``estimator`` is ``"doubly_robust"`` (CBPE corrected by the importance-weighted calibration
+    residual), ``"importance_weighting"`` (no CBPE given) or ``"cbpe"`` (the calibration holds
+    where the traffic is, or the weights are unreliable); ``effective_sample_size`` is Kish's
+    ``(sum w)**2 / sum w**2`` of the reference weights (None when no weights were computed).
+    """
+
+    accuracy: float
+    accuracy_lower: float
+    accuracy_upper: float
+    estimator: str
+    effective_sample_size: float | None
+    n: int
+
+
+class ImportanceWeightedAccuracy:
+    """Accuracy of a window from the labelled reference, re-weighted to the window's inputs.
+
+    Under covariate shift the chance that the model is right at ``x`` does not change, only
+    how often each ``x`` comes. The density ratio ``w(x) = p_window(x) / p_reference(x)``
+    comes from a domain classifier -- logistic regression on the standardized features and
+    their squares (exact for Gaussian shifts of mean and scale), reference rows against window
+    rows -- as ``w = P(window | x) / P(reference | x) * n_reference / n_window``, clipped at
+    ``max_weight`` times the mean.
+
+    Given the reference rows' calibrated confidences and the window's CBPE estimate, the
+    estimate is *doubly robust*: CBPE plus the importance-weighted mean of the reference's
+    calibration residuals (correct - confidence). Where the calibration holds the residuals
+    average to zero and CBPE stands; where the model is misspecified and traffic moved to
+    where its confidence is wrong, the weighted residual is that bias. The correction is used
+    only when it is significant (beyond ``z`` of its standard error, ``z`` from the band's
+    confidence), so a well-specified model keeps CBPE's precision; otherwise the reported
+    number is CBPE's, its band widened by the standard error of the calibration check. When
+    few reference rows look like the window (Kish's effective sample size below ``min_ess``)
+    the weights are not trusted and CBPE is returned as it is. Without confidences (or a CBPE
+    estimate) the estimate is the plain importance-weighted mean of correctness.
+
+    Bands add the weighted estimate's variance (self-normalized importance sampling, delta
+    method) to the binomial variance of the window's own accuracy.
+
+    Parameters
+    ----------
+    min_ess
+        Smallest effective sample size of the weights to trust them (>= 1).
+    max_weight
+        Weights are clipped at this multiple of their mean (> 1).
+    max_rows
+        Rows of each side the domain classifier is fitted on, at most (>= 100).
+    correction_z
+        The doubly robust correction is applied when the weighted calibration residual is
+        beyond this many of its standard errors (>= 0); below it CBPE stands.
+    domain
+        The domain classifier: ``"logistic"`` (features and their squares) or ``"boosting"``
+        (scikit-learn's histogram gradient boosting, for shifts no quadratic log-ratio fits).
+    seed
+        Seed of the subsampling (>= 0).
+
+    Examples
+    --------
+    A linear model on a circular concept; the traffic moves toward where it fails:
+
+    >>> rng = np.random.default_rng(0)
+    >>> def concept(x):
+    ...     return (rng.random(len(x)) < 1 / (1 + np.exp(4 * ((x**2).sum(1) - 1.5)))).astype(int)
+    >>> x_ref = rng.normal(size=(5000, 2))
+    >>> predicted = (x_ref[:, 0] < 0.8).astype(int)       # a poor, fixed model
+    >>> iw = ImportanceWeightedAccuracy().fit(x_ref, predicted == concept(x_ref))
+    >>> x_new = rng.normal(size=(5000, 2)) * 0.8 + [0.6, 0.0]
+    >>> est = iw.estimate(x_new)
+    >>> realized = float(((x_new[:, 0] < 0.8).astype(int) == concept(x_new)).mean())
+    >>> est.estimator, round(est.accuracy, 2), round(realized, 2)
+    ('importance_weighting', 0.76, 0.77)
+
+    References
+    ----------
+    Masashi Sugiyama, Matthias Krauledat and Klaus-Robert Müller. Covariate shift adaptation
+    by importance weighted cross validation. JMLR 8, 985-1005, 2007. Steffen Bickel, Michael
+    Brückner and Tobias Scheffer. Discriminative learning under covariate shift. JMLR 10,
+    2137-2155, 2009 (the density ratio from a domain classifier). James M. Robins, Andrea
+    Rotnitzky and Lue Ping Zhao. Estimation of regression coefficients when some regressors
+    are not always observed. JASA 89(427), 846-866, 1994 (doubly robust estimation). Leslie
+    Kish. Survey Sampling, Wiley, 1965 (the effective sample size).
+    """
+
+    def __init__(
+        self,
+        *,
+        min_ess: float = 200.0,
+        max_weight: float = 50.0,
+        max_rows: int = 5000,
+        correction_z: float = 3.0,
+        domain: str = "logistic",
+        seed: int = 0,
+    ) -> None:
+        check_choice("domain", domain, ("logistic", "boosting"))
+        self.domain = domain
+        self.correction_z = check_real("correction_z", correction_z, low=0.0)
+        self.min_ess = check_real("min_ess", min_ess, low=1.0)
+        self.max_weight = check_real("max_weight", max_weight, low=1.0, low_open=True)
+        self.max_rows = check_integer("max_rows", max_rows, low=100)
+        self.seed = check_integer("seed", seed, low=0)
+        self._x: np.ndarray | None = None
+        self._correct: np.ndarray | None = None
+        self._confidence: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ImportanceWeightedAccuracy(min_ess={self.min_ess!r}, max_weight="
+            f"{self.max_weight!r}, max_rows={self.max_rows!r}, correction_z="
+            f"{self.correction_z!r}, domain={self.domain!r}, seed={self.seed!r})"
+        )
+
+    def fit(
+        self, x_reference: Any, correct: Any, confidence: Any | None = None
+    ) -> ImportanceWeightedAccuracy:
+        """Keep the labelled reference: its features, whether the model was right, and (for
+        the doubly robust estimate) the calibrated confidence in each predicted class."""
+        x = np.asarray(x_reference, dtype=np.float64)
+        c = np.asarray(correct, dtype=np.float64).ravel()
+        if x.ndim != 2 or x.shape[0] != c.size or c.size < 2:
+            raise DataError(
+                f"x_reference must be 2-D with one row per correctness flag; got shape "
+                f"{x.shape} and {c.size} flags"
+            )
+        if not np.isfinite(x).all():
+            raise DataError("x_reference holds NaN or infinite values")
+        if not np.isin(c, (0.0, 1.0)).all():
+            raise DataError("correct holds values other than 0/1 (or False/True)")
+        if confidence is not None:
+            q = np.asarray(confidence, dtype=np.float64).ravel()
+            if q.size != c.size or not ((q >= 0) & (q <= 1)).all():
+                raise DataError("confidence needs one probability in [0, 1] per reference row")
+            self._confidence = q
+        else:
+            self._confidence = None
+        self._x, self._correct = x, c
+        std = x.std(axis=0)
+        self._mean = x.mean(axis=0)
+        self._scale = np.where(std > 0, std, 1.0)
+        return self
+    def _design(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self._mean) / self._scale
+        return np.hstack([z, z**2])
+
+    def weights(self, x_window: Any) -> np.ndarray:
+        """Density-ratio weights of the reference rows for this window (mean 1)."""
+        from sklearn.linear_model import LogisticRegression
+
+        if self._x is None:
+            raise DataError("fit the estimator on the reference first")
+        xw = np.asarray(x_window, dtype=np.float64)
+        if xw.ndim != 2 or xw.shape[1] != self._x.shape[1]:
+            raise DataError(
+                f"x_window must have {self._x.shape[1]} columns; got shape {xw.shape}"
+            )
+        rng = np.random.default_rng(self.seed)
+        ref = self._x
+        if len(ref) > self.max_rows:
+            ref = ref[rng.choice(len(ref), self.max_rows, replace=False)]
+        if len(xw) > self.max_rows:
+            xw = xw[rng.choice(len(xw), self.max_rows, replace=False)]
+        target = np.r_[np.zeros(len(ref)), np.ones(len(xw))]
+        if self.domain == "logistic":
+            design = self._design(np.vstack([ref, xw]))
+            domain = LogisticRegression(C=1.0, max_iter=1000).fit(design, target)
+            logit = domain.decision_function(self._design(self._x))
+        else:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            booster = HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=self.seed
+            ).fit(np.vstack([ref, xw]), target)
+            p = np.clip(booster.predict_proba(self._x)[:, 1], 1e-6, 1 - 1e-6)
+            logit = np.log(p / (1 - p))
+        w = np.exp(np.clip(logit, -50.0, 50.0)) * (len(ref) / len(xw))
+        w /= w.mean()
+        w = np.minimum(w, self.max_weight)
+        out: np.ndarray = w / w.mean()
+        return out
+
+    def estimate(
+        self,
+        x_window: Any,
+        fallback: PerformanceEstimate | None = None,
+        *,
+        confidence: float = 0.95,
+    ) -> WeightedEstimate:
+        """The window's accuracy (see the class docstring for which estimate is used).
+
+        ``fallback`` is the window's CBPE estimate; with it the result is doubly robust (if
+        confidences were given to :meth:`fit`) and falls back to it when the weights'
+        effective sample size is below ``min_ess``."""
+        level = check_real(
+            "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        n_window = int(np.asarray(x_window).shape[0])
+        w = self.weights(x_window)
+        assert self._correct is not None
+        ess = float(w.sum() ** 2 / np.sum(w**2))
+        z = float(stats.norm.ppf(0.5 + level / 2.0))
+        c = self._correct
+        if fallback is not None and ess < self.min_ess:
+            return WeightedEstimate(
+                fallback.accuracy,
+                fallback.accuracy_lower,
+                fallback.accuracy_upper,
+                "cbpe",
+                ess,
+                n_window,
+            )
+        if fallback is not None and self._confidence is not None:
+            residual = c - self._confidence
+            bias = float(np.sum(w * residual) / np.sum(w))
+            se_bias = math.sqrt(float(np.sum(w**2 * (residual - bias) ** 2)) / np.sum(w) ** 2)
+            half = (fallback.accuracy_upper - fallback.accuracy_lower) / 2.0
+            if abs(bias) <= self.correction_z * se_bias:  # calibration holds there: CBPE
+                widened = math.sqrt(half**2 + (z * se_bias) ** 2)
+                return WeightedEstimate(
+                    fallback.accuracy,
+                    max(0.0, fallback.accuracy - widened),
+                    min(1.0, fallback.accuracy + widened),
+                    "cbpe",
+                    ess,
+                    n_window,
+                )
+            accuracy = min(1.0, max(0.0, fallback.accuracy + bias))
+            var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
+            sd = math.sqrt(se_bias**2 + var_window)
+            return WeightedEstimate(
+                accuracy,
+                max(0.0, accuracy - z * sd),
+                min(1.0, accuracy + z * sd),
+                "doubly_robust",
+                ess,
+                n_window,
+            )
+        accuracy = float(np.sum(w * c) / np.sum(w))
+        var_weighted = float(np.sum(w**2 * (c - accuracy) ** 2) / np.sum(w) ** 2)
+        var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
+        sd = math.sqrt(var_weighted + var_window)
+        return WeightedEstimate(
+            accuracy,
+            max(0.0, accuracy - z * sd),
+            min(1.0, accuracy + z * sd),
+            "importance_weighting",
+            ess,
+            n_window,
+        )

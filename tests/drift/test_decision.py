@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.drift import DatasetDrift, DriftPolicy, decide_drift, decide_prediction_drift
 from driftline.errors import ConfigurationError, DataError
@@ -222,3 +224,150 @@ def test_prediction_drift_on_output_profiles() -> None:
     report = decide_prediction_drift(reference, shifted)
     assert report.drifted and report["score"].drifted
     assert report.severity in ("warning", "critical")
+
+
+# --- new categories, underflowing p-values, reported statistics (issue 11 point 4) ----------
+
+
+@pytest.mark.parametrize(("seed", "share"), [(21, 0.05), (22, 0.05), (23, 0.05), (24, 0.04)])
+def test_a_new_category_is_drift_on_its_own(
+    reference: DatasetProfile, seed: int, share: float
+) -> None:
+    # 5% of traffic to a brand-new category is a total variation of 0.05: the bias-corrected
+    # distance lands on or just under its warning threshold, so on its own it may not alarm.
+    n = 20_000
+    frame = _rows(n, seed)
+    rng = np.random.default_rng(seed)
+    frame.loc[rng.permutation(n)[: int(share * n)], "c"] = "brand-new"
+    c = decide_drift(reference, _window(reference, frame))["c"]
+    if share < 0.05:
+        assert c.effect_size is not None and c.effect_size < 0.05  # the distance: no drift
+    assert c.new_category_rate_reference == 0.0  # every reference category seen many times
+    assert c.new_category_rate_current == pytest.approx(share)
+    assert c.severity == "warning" and c.drifted
+    assert any(f"new categories {share:.3g} of values" in r for r in c.reasons)
+
+
+def test_new_category_rate_has_its_own_thresholds(reference: DatasetProfile) -> None:
+    frame = _rows(20_000, 24)
+    frame.loc[np.random.default_rng(24).permutation(20_000)[:1_000], "c"] = "brand-new"
+    lenient = DriftPolicy(new_category_warning=0.1, new_category_critical=0.3)
+    assert not decide_drift(reference, _window(reference, frame), policy=lenient)["c"].drifted
+    strict = DriftPolicy(new_category_warning=0.01, new_category_critical=0.04)
+    assert decide_drift(reference, _window(reference, frame), policy=strict)["c"].severity == (
+        "critical"
+    )
+
+
+def test_a_few_new_values_are_not_drift(reference: DatasetProfile) -> None:
+    frame = _rows(20_000, 25)
+    frame.loc[:100, "c"] = "rare"  # 0.5% of values
+    c = decide_drift(reference, _window(reference, frame))["c"]
+    assert c.new_category_rate_current == pytest.approx(101 / 20_000)
+    assert c.severity == "none"
+    c = decide_drift(reference, _window(reference, _rows(5_000, 25)))["c"]
+    assert c.new_category_rate_current == 0.0 and c.severity == "none"
+
+
+def test_a_long_tailed_reference_expects_new_values() -> None:
+    # 300 values over 1,000 Zipf-ish categories: most are seen once, so new values are expected.
+    rng = np.random.default_rng(26)
+    p = 1.0 / np.arange(1, 1001) ** 1.1
+    p /= p.sum()
+    names = np.array([f"v{i}" for i in range(1000)], dtype=object)
+    ref_frame = pd.DataFrame({"c": rng.choice(names, 300, p=p)})
+    ref = build_reference_profile(ref_frame, infer_schema(ref_frame, None), max_categories=1000)
+    c_ref = ref.features["c"]
+    seen_once = int((c_ref.counts[:-1] == 1).sum())
+    assert seen_once > 30
+    report = decide_drift(ref, _window(ref, pd.DataFrame({"c": rng.choice(names, 300, p=p)})))
+    c = report["c"]
+    assert c.new_category_rate_reference == pytest.approx(
+        (seen_once + 3 * np.sqrt(seen_once)) / 300
+    )
+    assert c.new_category_rate_current > 0.1 and c.severity == "none"
+
+
+@settings(max_examples=40, deadline=None)
+@given(share=st.floats(0.0, 0.3), seed=st.integers(0, 2**16))
+def test_new_category_share_never_lowers_severity(share: float, seed: int) -> None:
+    # Property: turning the new-category check off (thresholds at 1.0) never makes the
+    # verdict worse, and the verdict with it is never better than without.
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"c": rng.choice(["a", "b", "c"], 3_000, p=[0.5, 0.3, 0.2])})
+    ref = build_reference_profile(frame, infer_schema(frame, None))
+    cur = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    cur.loc[rng.random(3_000) < share, "c"] = "new"
+    window = _window(ref, cur)
+    on = decide_drift(ref, window)["c"]
+    off = decide_drift(
+        ref, window, policy=DriftPolicy(new_category_warning=1.0, new_category_critical=1.0)
+    )["c"]
+    rank = {"insufficient_data": -1, "none": 0, "warning": 1, "critical": 2}
+    assert rank[on.severity] >= rank[off.severity]
+    assert on.p_adjusted == off.p_adjusted  # no hypothesis added
+
+
+def test_an_underflowing_p_value_is_not_printed_as_one(reference: DatasetProfile) -> None:
+    big = _rows(200_000, 27, shift=3.0)
+    x = decide_drift(reference, _window(reference, big))["x"]
+    assert x.p_value == 0.0  # underflows: a 3 SD shift over 200k rows
+    assert x.severity == "critical"
+    assert "p<1e-300" in x.reasons[0] and "p=1 " not in x.reasons[0]
+    missing = decide_drift(reference, _window(reference, _rows(200_000, 28, missing=0.9)))["x"]
+    assert missing.missing_p_value == 0.0
+    assert any("p<1e-300" in r for r in missing.reasons if "missing rate" in r)
+    assert x.p_adjusted == 0.0 and "BH-adjusted<1e-300" in x.reasons[0]
+
+
+def test_reported_statistics_are_configurable_and_do_not_decide(
+    reference: DatasetProfile,
+) -> None:
+    from scipy import stats
+
+    from driftline.drift import jensen_shannon_counts, psi_counts
+
+    frame = _rows(5_000, 29, shift=0.3)
+    window = _window(reference, frame)
+    plain = decide_drift(reference, window)
+    policy = DriftPolicy(report=("ks", "chi_square", "psi", "jensen_shannon"))
+    rich = decide_drift(reference, window, policy=policy)
+    # The verdicts are exactly the same ...
+    for a, b in zip(plain.features, rich.features, strict=True):
+        same = (a.severity, a.p_adjusted, a.effect_size)
+        assert same == (b.severity, b.p_adjusted, b.effect_size)
+        assert a.statistics == ()
+    assert plain.severity == rich.severity
+    # ... and the extra statistics are the library's, on the same cells.
+    x = rich["x"]
+    assert [s.method for s in x.statistics] == ["ks", "chi_square", "psi", "jensen_shannon"]
+    ref_x, cur_x = reference.features["x"], window.features["x"]
+    psi = x.statistic_of("psi")
+    assert psi is not None
+    assert psi.statistic == pytest.approx(psi_counts(ref_x.counts, cur_x.counts).statistic)
+    js = x.statistic_of("jensen_shannon")
+    assert js is not None
+    p = ref_x.counts / ref_x.counts.sum()
+    q = cur_x.counts / cur_x.counts.sum()
+    from scipy.spatial.distance import jensenshannon
+
+    assert js.statistic == pytest.approx(float(jensenshannon(p, q, base=2)))
+    ours = jensen_shannon_counts(ref_x.counts, cur_x.counts)
+    assert js.statistic == pytest.approx(ours.statistic)
+    # Categorical features report chi-square (vs scipy), PSI and JS, but no KS (unordered).
+    c = rich["c"]
+    assert [s.method for s in c.statistics] == ["chi_square", "psi", "jensen_shannon"]
+    chi = c.statistic_of("chi_square")
+    ref_c, cur_c = reference.features["c"], window.features["c"]
+    table = np.vstack([ref_c.counts[:-1], cur_c.counts[:-1]])
+    expected = stats.chi2_contingency(table, correction=False)
+    assert chi is not None and chi.p_value == pytest.approx(expected.pvalue, rel=1e-6)
+    assert c.statistic_of("ks") is None
+
+
+def test_reported_statistics_validate() -> None:
+    with pytest.raises(ConfigurationError, match="got 'hellinger'"):
+        DriftPolicy(report=("psi", "hellinger"))
+    with pytest.raises(ConfigurationError, match="tuple of statistic names"):
+        DriftPolicy(report="psi")  # type: ignore[arg-type]
+    assert DriftPolicy(report=["psi"]).report == ("psi",)  # type: ignore[arg-type]

@@ -144,3 +144,36 @@ def test_monitor_on_postgres(pg_url: str, settings: Any, loan_bundle: Any) -> No
         assert body is not None and body["status"] == "critical"
         assert client.get("/reports/latest").json()["id"] == body["id"]
     store.dispose()
+
+
+def test_reported_statistics_reach_the_report(served: TestClient) -> None:
+    from driftline.config import Settings
+    from driftline.drift import DriftPolicy
+    from driftline.monitoring.monitor import MonitorOptions
+
+    rt = runtime(served)
+    send(served, drifted(3_000, seed=31), "shifted")
+    settle(served)
+    settings = Settings(database_url="sqlite://", drift_statistics=" ks, chi_square,psi ")
+    assert settings.drift_report == ("ks", "chi_square", "psi")
+    options = MonitorOptions(drift=DriftPolicy(report=settings.drift_report))
+    body = run_monitor(store=rt.store, registry=rt.registry, options=options, persist=False)
+    plain = run_monitor(store=rt.store, registry=rt.registry, persist=False)
+    features = {f["feature"]: f for f in body["data_drift"]["features"]}
+    income = features["income"]
+    assert [s["method"] for s in income["statistics"]] == ["ks", "chi_square", "psi"]
+    assert income["statistics"][2]["statistic"] > 0.1  # the shifted feature: PSI is large
+    assert all(f["statistics"] == [] for f in plain["data_drift"]["features"])
+    assert [f["severity"] for f in plain["data_drift"]["features"]] == [
+        f["severity"] for f in body["data_drift"]["features"]
+    ]
+
+
+def test_drift_statistics_setting_validates() -> None:
+    from pydantic import ValidationError
+
+    from driftline.config import Settings
+
+    with pytest.raises(ValidationError, match="drift_statistics entries must be among"):
+        Settings(database_url="sqlite://", drift_statistics="psi,hellinger")
+    assert Settings(database_url="sqlite://").drift_report == ()

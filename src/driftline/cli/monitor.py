@@ -20,6 +20,7 @@ from driftline.cli.common import (
 )
 from driftline.comparison import compare_datasets
 from driftline.data.dataset import DEFAULT_BATCH_ROWS
+from driftline.drift.decision import DriftPolicy
 from driftline.durations import parse_duration
 from driftline.monitoring.concept import update_concept
 from driftline.monitoring.html import render_report_html
@@ -247,7 +248,9 @@ def register_command(app: typer.Typer) -> None:
             store=st.store,
             registry=st.registry,
             options=MonitorOptions(
-                window_seconds=seconds, bucket_seconds=st.settings.monitor_bucket_seconds
+                window_seconds=seconds,
+                bucket_seconds=st.settings.monitor_bucket_seconds,
+                drift=DriftPolicy(report=st.settings.drift_report),
             ),
             persist=persist,
         )

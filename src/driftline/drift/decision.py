@@ -16,6 +16,21 @@ Per feature two hypotheses are tested on the profiles (O(bins), never rows):
   bucket, with the bias-corrected total variation distance as effect size;
 * the missing rate -- a two-proportion test, with the absolute change in rate as effect size
   (skipped when neither profile has a missing value: there is nothing to test).
+
+A new category is drift evidence on its own. The chi-square test of a categorical feature
+already counts the reference's unseen bucket; besides the total variation, the *rise* of the
+share of values the reference never had is a second effect size with its own thresholds
+(:attr:`DriftPolicy.new_category_warning`), gated by the same significance. It rises above
+what the reference itself expects: its unseen share plus the Good-Turing estimate of unseen
+mass (the share of its values seen once) raised by three standard deviations, the bound the
+data-quality check uses -- a long-tailed feature meets rare new values all the time. Without
+it, 5% of traffic moving to a brand-new value is a total variation of exactly 0.05, which the
+bias-corrected distance puts just under its warning threshold, though it is a kind of input the
+model never saw. No hypothesis is added, so the false-alarm bound is unchanged.
+
+Besides the statistics that decide, a report can carry others for people used to reading
+them (PSI, Jensen-Shannon, KS, chi-square, ...): :attr:`DriftPolicy.report` names them; they
+are computed on the same profiles and never change the verdict.
 """
 
 from __future__ import annotations
@@ -25,9 +40,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from driftline.drift.chi_square import chi_square_test_counts
+from driftline.drift.jensen_shannon import jensen_shannon_counts
 from driftline.drift.ks import ks_test_counts
 from driftline.drift.missing_rate import missing_rate_test_counts
 from driftline.drift.multiple_testing import benjamini_hochberg
+from driftline.drift.psi import psi_counts
 from driftline.drift.result import TestResult
 from driftline.drift.total_variation import total_variation_counts
 from driftline.drift.wasserstein import wasserstein_test_binned
@@ -35,6 +52,7 @@ from driftline.errors import ConfigurationError
 from driftline.profiles import CategoricalProfile, DatasetProfile, FeatureProfile, NumericProfile
 
 __all__ = [
+    "REPORTABLE_STATISTICS",
     "DatasetDrift",
     "DriftPolicy",
     "FeatureDrift",
@@ -45,6 +63,16 @@ __all__ = [
 
 Severity = Literal["none", "warning", "critical", "insufficient_data"]
 NumericTest = Literal["ks", "chi_square"]
+
+#: Statistics a report can carry besides the deciding ones (:attr:`DriftPolicy.report`).
+REPORTABLE_STATISTICS = (
+    "psi",
+    "jensen_shannon",
+    "ks",
+    "chi_square",
+    "wasserstein",
+    "total_variation",
+)
 
 _RANK: dict[Severity, int] = {"insufficient_data": -1, "none": 0, "warning": 1, "critical": 2}
 
@@ -86,6 +114,11 @@ class DriftPolicy:
         categories -- for a warning / critical: 5% / 20%.
     missing_warning, missing_critical
         Absolute change of the missing rate for a warning / critical: 2 / 10 percentage points.
+    new_category_warning, new_category_critical
+        Rise of the share of values in categories the reference never had (above what the
+        reference expects), for a warning / critical: 2 percentage points (as for the missing
+        rate: both are values the model was not trained on) / 20 (as for the total variation:
+        a fifth of traffic somewhere else).
     min_samples
         Fewest present values in both profiles before a feature's distribution is tested (and
         fewest rows before its missing rate is); below it the feature is "insufficient_data".
@@ -95,6 +128,11 @@ class DriftPolicy:
     min_expected
         Smallest expected count of a cell in the smaller sample before cells are pooled for the
         chi-square test and the bias-corrected total variation.
+    report
+        Statistics reported per feature besides the deciding ones, from
+        :data:`REPORTABLE_STATISTICS` (e.g. ``("ks", "chi_square", "psi")``, what many
+        monitoring stacks show side by side). They land in :attr:`FeatureDrift.statistics` and
+        do not change any verdict.
 
     Example
     -------
@@ -107,6 +145,13 @@ class DriftPolicy:
     ... except ConfigurationError as exc:
     ...     print(exc)
     alpha must be in (0.0, 1.0], got 1.5
+    >>> DriftPolicy(report=("psi", "jensen_shannon")).report
+    ('psi', 'jensen_shannon')
+    >>> try:
+    ...     DriftPolicy(report=("psi", "hellinger"))
+    ... except ConfigurationError as exc:
+    ...     print(str(exc).split("; ")[1])
+    got 'hellinger'
 
     References
     ----------
@@ -125,6 +170,9 @@ class DriftPolicy:
     min_samples: int = 100
     drift_share: float = 0.5
     min_expected: float = 5.0
+    new_category_warning: float = 0.02
+    new_category_critical: float = 0.2
+    report: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_range("alpha", self.alpha, 0.0, 1.0, open_low=True)
@@ -134,7 +182,8 @@ class DriftPolicy:
             raise ConfigurationError(
                 f"numeric_test must be 'ks' or 'chi_square', got {self.numeric_test!r}"
             )
-        for kind, high in (("numeric", math.inf), ("categorical", 1.0), ("missing", 1.0)):
+        kinds = (("numeric", math.inf), ("categorical", 1.0), ("missing", 1.0))
+        for kind, high in (*kinds, ("new_category", 1.0)):
             warning = getattr(self, f"{kind}_warning")
             critical = getattr(self, f"{kind}_critical")
             _check_range(f"{kind}_warning", warning, 0.0, high, open_low=False)
@@ -146,6 +195,17 @@ class DriftPolicy:
         _check_range("min_samples", self.min_samples, 1, math.inf, open_low=False)
         _check_range("drift_share", self.drift_share, 0.0, 1.0, open_low=True)
         _check_range("min_expected", self.min_expected, 0.0, math.inf, open_low=False)
+        if isinstance(self.report, str):
+            raise ConfigurationError(
+                f"report must be a tuple of statistic names, got the string {self.report!r}"
+            )
+        object.__setattr__(self, "report", tuple(self.report))
+        for name in self.report:
+            if name not in REPORTABLE_STATISTICS:
+                raise ConfigurationError(
+                    f"report entries must be among {', '.join(REPORTABLE_STATISTICS)}; "
+                    f"got {name!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -154,7 +214,11 @@ class FeatureDrift:
 
     ``p_value`` / ``p_adjusted`` / ``statistic`` / ``effect_size`` describe the distribution
     test (None when it could not run); the ``missing_*`` fields the missing-rate test (p-values
-    None when there was nothing to test). ``severity`` is the worse of the two verdicts.
+    None when there was nothing to test); the ``new_category_*`` fields the share of values in
+    categories the reference never had (categorical features; the reference rate is the one it
+    expects: its unseen share plus a Good-Turing bound on its unseen mass). ``severity`` is the
+    worst of the verdicts. ``statistics`` holds the extra
+    statistics :attr:`DriftPolicy.report` asked for (informative only).
     """
 
     feature: str
@@ -175,10 +239,20 @@ class FeatureDrift:
     n_reference: int
     n_current: int
     reasons: tuple[str, ...]
+    new_category_rate_reference: float = 0.0
+    new_category_rate_current: float = 0.0
+    statistics: tuple[TestResult, ...] = ()
 
     @property
     def drifted(self) -> bool:
         return self.severity in ("warning", "critical")
+
+    def statistic_of(self, method: str) -> TestResult | None:
+        """The reported statistic named ``method`` (see :attr:`DriftPolicy.report`), or None."""
+        for result in self.statistics:
+            if result.method == method:
+                return result
+        return None
 
 
 @dataclass(frozen=True)
@@ -230,6 +304,9 @@ class _Pending:
     rate_current: float
     n_reference: int
     n_current: int
+    new_rate_reference: float = 0.0
+    new_rate_current: float = 0.0
+    statistics: tuple[TestResult, ...] = ()
 
 
 def _severity(
@@ -244,10 +321,52 @@ def _fmt(value: float) -> str:
     return f"{value:.2e}" if value < 1e-3 else f"{value:.3g}"
 
 
+def _reported(
+    ref: FeatureProfile, cur: FeatureProfile, policy: DriftPolicy, numeric: bool
+) -> tuple[TestResult, ...]:
+    """The informative statistics ``policy.report`` asks for, on the profiles' cells."""
+    out: list[TestResult] = []
+    for name in policy.report:
+        if name == "psi":
+            out.append(psi_counts(ref.counts, cur.counts))
+        elif name == "jensen_shannon":
+            out.append(jensen_shannon_counts(ref.counts, cur.counts))
+        elif name == "ks":
+            if numeric:  # the KS test needs ordered cells
+                out.append(ks_test_counts(ref.counts, cur.counts, alpha=policy.alpha))
+        elif name == "chi_square":
+            out.append(
+                chi_square_test_counts(
+                    ref.counts,
+                    cur.counts,
+                    alpha=policy.alpha,
+                    min_expected=policy.min_expected,
+                    ordered=numeric,
+                )
+            )
+        elif name == "wasserstein":
+            if numeric:
+                assert isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile)
+                out.append(
+                    wasserstein_test_binned(
+                        ref.counts,
+                        cur.counts,
+                        ref.centroids(),
+                        cur.centroids(),
+                        scale=ref.std,
+                        threshold=policy.numeric_warning,
+                    )
+                )
+        else:  # total_variation, plain (the decision uses the bias-corrected one)
+            out.append(total_variation_counts(ref.counts, cur.counts))
+    return tuple(out)
+
+
 def _pending(
     name: str, ref: FeatureProfile, cur: FeatureProfile, policy: DriftPolicy
 ) -> _Pending:
     distribution = effect = missing = None
+    new_rate_reference = new_rate_current = 0.0
     n_ref, n_cur = ref.count, cur.count
     testable = min(n_ref, n_cur) >= policy.min_samples
     if isinstance(ref, NumericProfile):
@@ -286,6 +405,15 @@ def _pending(
                 bias_corrected=True,
                 min_expected=policy.min_expected,
             )
+            # What share of values the reference expects never to have seen: its own unseen
+            # bucket plus the Good-Turing estimate of its missing mass (the number of values
+            # seen exactly once) raised by three of its standard deviations -- the same bound
+            # as the data-quality check. A long-tailed feature meets rare new values all the
+            # time; that is not drift.
+            seen_once = int((ref.counts[:-1] == 1).sum())
+            expected_new = ref.unseen + seen_once + 3.0 * math.sqrt(seen_once)
+            new_rate_reference = min(1.0, expected_new / n_ref)
+            new_rate_current = cur.unseen / n_cur
     missing_testable = min(ref.total, cur.total) >= policy.min_samples
     if missing_testable and ref.missing + cur.missing > 0:
         missing = missing_rate_test_counts(
@@ -302,6 +430,9 @@ def _pending(
         cur.missing_rate,
         n_ref,
         n_cur,
+        new_rate_reference,
+        new_rate_current,
+        _reported(ref, cur, policy, kind == "numeric") if testable else (),
     )
 
 
@@ -360,8 +491,19 @@ def _decide(
     )
 
 
+def _p_text(p_value: float | None, name: str = "p") -> str:
+    """``p=...`` for a reason line; a p-value that underflowed to 0 prints as ``p<1e-300``
+    (it is below the smallest normal double), never as something it is not."""
+    if p_value is None:
+        return f"{name} n/a"
+    return f"{name}<1e-300" if p_value == 0.0 else f"{name}={_fmt(p_value)}"
+
+
 def _feature_drift(
-    item: _Pending, p_dist: float | None, p_miss: float | None, policy: DriftPolicy
+    item: _Pending,
+    p_dist: float | None,
+    p_miss: float | None,
+    policy: DriftPolicy,
 ) -> FeatureDrift:
     if item.kind == "numeric":
         effect_name = "wasserstein_normalized"
@@ -377,10 +519,25 @@ def _feature_drift(
         test = item.distribution
         verdict = "significant" if p_dist < policy.alpha else "not significant"
         reasons.append(
-            f"{test.method} p={_fmt(test.p_value or 1.0)}, BH-adjusted {_fmt(p_dist)} "
+            f"{test.method} {_p_text(test.p_value)}, {_p_text(p_dist, 'BH-adjusted')} "
             f"({verdict} at {policy.alpha}); {effect_name} {size:.3g} "
             f"(warning {warning}, critical {critical}) -> {dist_severity}"
         )
+        rise = item.new_rate_current - item.new_rate_reference
+        if item.kind == "categorical" and item.new_rate_current > 0:
+            new_severity = _severity(
+                p_dist < policy.alpha,
+                rise,
+                policy.new_category_warning,
+                policy.new_category_critical,
+            )
+            reasons.append(
+                f"new categories {item.new_rate_current:.3g} of values (the reference "
+                f"expects up to {item.new_rate_reference:.3g}; rise warning "
+                f"{policy.new_category_warning}, critical {policy.new_category_critical}) "
+                f"-> {new_severity}"
+            )
+            dist_severity = max(dist_severity, new_severity, key=lambda s: _RANK[s])
     else:
         reasons.append(
             f"distribution not tested: {min(item.n_reference, item.n_current)} present values "
@@ -396,7 +553,7 @@ def _feature_drift(
         )
         reasons.append(
             f"missing rate {item.rate_reference:.3g} -> {item.rate_current:.3g}, "
-            f"p={_fmt(item.missing.p_value or 1.0)}, BH-adjusted {_fmt(p_miss)} "
+            f"{_p_text(item.missing.p_value)}, {_p_text(p_miss, 'BH-adjusted')} "
             f"(warning {policy.missing_warning}, critical {policy.missing_critical}) "
             f"-> {miss_severity}"
         )
@@ -423,6 +580,9 @@ def _feature_drift(
         n_reference=item.n_reference,
         n_current=item.n_current,
         reasons=tuple(reasons),
+        new_category_rate_reference=item.new_rate_reference,
+        new_category_rate_current=item.new_rate_current,
+        statistics=item.statistics,
     )
 
 

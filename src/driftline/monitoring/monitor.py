@@ -124,6 +124,10 @@ def build_report(
         "performance": {
             "reference_accuracy": reference.reference_accuracy,
             "estimated": jsonable(estimated) if estimated is not None else None,
+            # Which label-free estimator produced "estimated" (the importance-weighted one of
+            # driftline.performance needs stored reference rows and did not meet issue 11's
+            # targets on every case, so CBPE stays the default).
+            "estimator": "cbpe" if estimated is not None else None,
             "realized": jsonable(realized) if realized is not None else None,
             "comparison": jsonable(compare(estimated, realized)) if estimated else [],
         },

@@ -20,6 +20,7 @@ from driftline import tracing
 from driftline.alerts.config import AlertsConfig, load_alerts_config
 from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
+from driftline.drift.decision import DriftPolicy
 from driftline.errors import OverloadedError, PredictionError
 from driftline.logs import current_request_id, new_request_id
 from driftline.loop.controller import ACTIVE_STAGES, STAGE_CODE, RolloutController, read_rollout
@@ -461,6 +462,7 @@ class ServingRuntime:
                 options=MonitorOptions(
                     window_seconds=self.settings.monitor_window_seconds,
                     bucket_seconds=self.settings.monitor_bucket_seconds,
+                    drift=DriftPolicy(report=self.settings.drift_report),
                 ),
             )
         except Exception:

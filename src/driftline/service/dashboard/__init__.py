@@ -337,7 +337,13 @@ def drift_heatmap(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def accuracy_series(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Estimated (label-free) and realized accuracy per report, and the reference's."""
-    series: dict[str, list[Any]] = {"ts": [], "estimated": [], "realized": [], "labeled": []}
+    series: dict[str, list[Any]] = {
+        "ts": [],
+        "estimated": [],
+        "estimator": [],
+        "realized": [],
+        "labeled": [],
+    }
     reference: float | None = None
     for report in reports:
         performance = report.get("performance") or {}
@@ -345,6 +351,9 @@ def accuracy_series(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         realized = performance.get("realized") or {}
         series["ts"].append(report.get("ts"))
         series["estimated"].append(estimated.get("accuracy"))
+        series["estimator"].append(
+            performance.get("estimator") or ("cbpe" if estimated else None)
+        )
         series["realized"].append(realized.get("accuracy"))
         series["labeled"].append(realized.get("n"))
         if performance.get("reference_accuracy") is not None:

@@ -627,7 +627,8 @@
     const traces = [
       {
         type: "scatter", mode: "lines+markers", name: "estimated", x, y: acc.estimated, connectgaps: true,
-        line: { color: C.accent, width: 2 }, hovertemplate: "%{x|%H:%M:%S}<br>%{y:.1%}<extra>estimated</extra>",
+        customdata: (acc.estimator || []).map((e) => e || "cbpe"),
+        line: { color: C.accent, width: 2 }, hovertemplate: "%{x|%H:%M:%S}<br>%{y:.1%} (%{customdata})<extra>estimated</extra>",
       },
       {
         type: "scatter", mode: "lines+markers", name: "realized", x, y: acc.realized, connectgaps: true,
