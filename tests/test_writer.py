@@ -172,3 +172,38 @@ def test_unreadable_lines_are_skipped(tmp_path: Path, bad: str) -> None:
     )
     [(_, records)] = list(claim_spill_files(tmp_path))
     assert records == [("label", {"request_id": "a"})]
+
+
+def test_flush_waits_for_the_records_queued_so_far_not_for_an_empty_queue(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Under steady traffic the queue is never empty; flush() must still return once the
+    records offered before it are durable (the monitor flushes before every report: waiting
+    for silence made a report take the whole flush timeout on a busy server)."""
+
+    class SlowStore(FlakyStore):
+        def predictions(self, rows: Sequence[dict[str, Any]], session: Session) -> None:
+            time.sleep(0.02)  # each commit takes a while: new records keep arriving meanwhile
+            super().predictions(rows, session)
+
+    writer, _ = make_writer(sqlite_store, tmp_path / "spill", SlowStore())
+    writer.start()
+    first = [f"first-{i}" for i in range(100)]
+    for rid in first:
+        assert writer.offer("prediction", prediction(rid, 1.0))
+    outcome: list[bool] = []
+    flusher = threading.Thread(target=lambda: outcome.append(writer.flush(timeout=30.0)))
+    flusher.start()
+    sent = 0
+    deadline = time.monotonic() + 30.0
+    while flusher.is_alive() and time.monotonic() < deadline:
+        writer.offer("prediction", prediction(f"later-{sent}", 2.0))  # steady traffic
+        sent += 1
+        time.sleep(0.001)
+    flusher.join()
+    assert outcome == [True]
+    with sqlite_store.sessions() as session:
+        page = queries.list_predictions(session=session, limit=5_000)
+    stored = {i["request_id"] for i in page.items}
+    assert set(first) <= stored  # everything offered before the flush is durable
+    writer.stop()

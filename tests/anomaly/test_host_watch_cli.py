@@ -293,7 +293,7 @@ def test_watch_arguments_fail_clearly(tmp_path: Path) -> None:
         (["--kind", "rf"], "the supervised forest needs labeled anomalies"),
         (["--baseline", "1s", "--interval", "0.5"], "at least 10 observations; 1s at 0.5s"),
         (["--redis-url", f"redis://127.0.0.1:{free_port()}/0"], "Redis unreachable at"),
-        (["--baseline", "soon"], "duration must be a number"),
+        (["--baseline", "soon"], "--baseline must be a duration"),
     ]
     for args, message in cases:
         result = runner.invoke(

@@ -316,7 +316,7 @@ def import_prometheus_command(
     queries_ = [parse_query(q) for q in query] if query else None
     now = parse_time("now")
     t0, t1 = parse_time(start, now=now), parse_time(end, now=now)
-    seconds = parse_duration(step)
+    seconds = parse_duration(step, "--step")
     with _spinner() as progress:
         progress.add_task(f"querying {url}", total=None)
         frame = import_prometheus(
@@ -358,7 +358,7 @@ def load(
     ] = 0,
 ) -> None:
     """Busy this machine's CPU for a while (each worker stops by itself at the deadline)."""
-    seconds = parse_duration(cpu)
+    seconds = parse_duration(cpu, "--cpu")
     generator = CpuLoad(seconds=seconds, cores=cores, memory_mb=memory_mb)
     with Progress(
         TextColumn("{task.description}"),
@@ -423,7 +423,7 @@ def sample(
 
 def _rows(text: str, interval: float, what: str) -> int:
     """Observations in a duration at ``interval`` seconds (at least the watcher's minimum)."""
-    rows = math.ceil(parse_duration(text) / interval - 1e-9)
+    rows = math.ceil(parse_duration(text, f"--{what.replace(' ', '-')}") / interval - 1e-9)
     if rows < MIN_BASELINE_ROWS and what in ("baseline", "drift window"):
         raise fail(
             f"the {what} must hold at least {MIN_BASELINE_ROWS} observations; {text} at "
@@ -570,7 +570,7 @@ def watch_host(
         ),
         seed=seed,
     )
-    seconds = parse_duration(duration) if duration is not None else None
+    seconds = parse_duration(duration, "--duration") if duration is not None else None
     st = state(ctx)
     registry = (
         _registry(ctx, model_name) if register or (bundle_dir is None and not learn) else None

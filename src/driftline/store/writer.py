@@ -305,6 +305,12 @@ class StoreWriter:
         self._dead_lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        # Records accepted by offer() and records the writer thread has made durable (stored,
+        # spilled or dead-lettered), in queue order: flush() waits for a watermark, so it
+        # returns under steady traffic too (waiting for an empty queue never would).
+        self._offer_lock = threading.Lock()
+        self._offered = 0
+        self._handled = 0
         self._beat = time.monotonic()
         #: Monotonic times: the oldest record of the batch in hand, the oldest spilled record
         #: not replayed yet (``None``: none).
@@ -320,7 +326,9 @@ class StoreWriter:
     def offer(self, kind: str, row: dict[str, Any]) -> bool:
         """Queue one record without blocking; ``False`` when the queue is full."""
         try:
-            self._queue.put_nowait((kind, row, time.monotonic()))
+            with self._offer_lock:
+                self._queue.put_nowait((kind, row, time.monotonic()))
+                self._offered += 1
         except queue.Full:
             return False
         self._idle.clear()
@@ -435,9 +443,15 @@ class StoreWriter:
         self._thread = None
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record queued so far is durable; ``True`` if it happened in time."""
+        """Wait until every record queued so far is durable; ``True`` if it happened in time.
+
+        Records offered after the call are not waited for, so a flush under steady traffic
+        returns as soon as the earlier ones are written (or spilled)."""
         deadline = time.monotonic() + timeout
+        target = self._offered
         while time.monotonic() < deadline:
+            if self._handled >= target:
+                return True
             if self._queue.empty() and self._idle.wait(0.01):
                 return True
             time.sleep(0.005)
@@ -461,6 +475,7 @@ class StoreWriter:
             batch, stopping = self._take_batch(stopping)
             if batch:
                 self._write_batch(batch)
+                self._handled += len(batch)
             elif self._queue.empty():
                 self._idle.set()
             try:
