@@ -78,10 +78,26 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="driftline-batcher")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Answer the requests already queued, then stop. Bounded: requests still queued after
+        ``timeout`` seconds (or once the batching task has ended) fail instead of holding the
+        shutdown, and the server's writer still drains what was acknowledged."""
         if self._task is not None:
-            while self._pending:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while self._pending and not self._task.done() and loop.time() < deadline:
                 await asyncio.sleep(0.001)
+            if self._pending:
+                why = "its task ended" if self._task.done() else f"{timeout:g}s passed"
+                log.error(
+                    "micro-batcher stopping with %d request(s) unanswered (%s)",
+                    len(self._pending),
+                    why,
+                )
+                for item in self._pending:
+                    if not item.future.done():
+                        item.future.set_exception(RuntimeError("the server is stopping"))
+                self._pending.clear()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

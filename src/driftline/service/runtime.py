@@ -51,6 +51,21 @@ from driftline.threads import limit_native_threads, threads_per_worker
 
 __all__ = ["ServingRuntime", "predict_and_log", "validate_records"]
 
+#: The longest one shutdown step (before the writer's drain) may take.
+STOP_STEP_SECONDS = 45.0
+
+
+async def _bounded(step: str, awaitable: Any, seconds: float = STOP_STEP_SECONDS) -> None:
+    """Await one shutdown step for at most ``seconds``; log (never raise) when it does not end."""
+    try:
+        await asyncio.wait_for(awaitable, timeout=seconds)
+    except TimeoutError:
+        log.error("stopping: %s did not end within %.0fs; going on", step, seconds)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("stopping: %s failed; going on", step)
+
 log = logging.getLogger(__name__)
 
 
@@ -176,18 +191,22 @@ class ServingRuntime:
             await self.scheduler.start()
 
     async def stop(self) -> None:
-        await self.online.stop()
+        # Each step before the writer's drain is bounded (and says which one hung): a stuck
+        # step must never keep acknowledged records from being written on a graceful stop.
+        await _bounded("online learning", self.online.stop())
         if self.scheduler is not None:
-            await self.scheduler.stop()
+            await _bounded("scheduler", self.scheduler.stop())
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await _bounded(f"task {task.get_name()}", task)
         self._tasks.clear()
         if self._shadow_tasks:  # copies in flight finish on the batcher before it stops
-            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
-        await self.batcher.stop()
+            await _bounded(
+                "shadow copies", asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+            )
+        await _bounded("micro-batcher", self.batcher.stop())
         if self.writer is not None:
             await asyncio.to_thread(self.flush_buckets, everything=True)
             await asyncio.to_thread(self.writer.stop)
