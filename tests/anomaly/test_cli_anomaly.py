@@ -111,4 +111,4 @@ def test_host_load() -> None:
     out = ok(host_app, "load", "--cpu", "300ms", "--cores", "1")
     assert "busy 1 core(s)" in out and "load done" in out
     result = runner.invoke(host_app, ["load", "--cpu", "soon"])
-    assert result.exit_code == 1 and "duration must be" in flat(result.output)
+    assert result.exit_code == 1 and "--cpu must be a duration" in flat(result.output)
