@@ -425,6 +425,8 @@ def test_the_demo_sends_the_tokens_set_in_the_environment(settings: Settings) ->
         loop=False,
     )
     stats = run_demo(secured, options, Console(record=True, width=120))
-    assert stats.ok >= 100 and stats.errors == 0
+    # How many requests fit in 4 s depends on the machine's load; what this test is about is
+    # that none of them was refused for a missing token (a 401/403 counts as an error).
+    assert stats.ok > 0 and stats.errors == 0
     assert stats.labels_sent == stats.ok  # POST /labels with the labels token
     assert stats.latest_report is not None  # GET /reports/latest with the read token
