@@ -21,6 +21,7 @@ from driftline.config import Settings
 from driftline.data import generate_loans
 from driftline.errors import ConfigurationError, DataError, RegistryError
 from driftline.models import ARFModel, Model, ModelBundle, OnlineModel, continue_training
+from driftline.models.bundle import LEGACY_MODEL_FILE, MODEL_FILE
 from driftline.models.online import continue_training_bundle
 from driftline.registry import CHAMPION, Registry
 from driftline.schema import FeatureSchema, infer_schema
@@ -177,7 +178,13 @@ def test_bundle_save_and_load(tmp_path: Path) -> None:
     assert np.array_equal(loaded.predict_frame(probe).proba, bundle.predict_frame(probe).proba)
     records = probe.to_dict("records")
     assert np.array_equal(loaded.predict_records(records).proba, bundle.predict_frame(probe).proba)
-    assert isinstance(joblib.load(tmp_path / "bundle" / "model.joblib"), ARFModel)
+    with (tmp_path / "bundle" / MODEL_FILE).open("rb") as pickled:
+        assert isinstance(pickle.load(pickled), ARFModel)
+    # A bundle written before model.pkl (joblib's model.joblib) still loads.
+    (tmp_path / "bundle" / MODEL_FILE).unlink()
+    joblib.dump(bundle.model, tmp_path / "bundle" / LEGACY_MODEL_FILE, compress=3)
+    legacy = ModelBundle.load(tmp_path / "bundle")
+    assert np.array_equal(legacy.predict_frame(probe).proba, bundle.predict_frame(probe).proba)
 
 
 def test_registry_register_and_load(registry: Registry) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, METRIC_COLUMNS
 from driftline.cli import anomaly as cli_anomaly
 from driftline.cli.anomaly import anomaly_app, host_app
+from driftline.models.bundle import MODEL_FILE
 
 runner = CliRunner()
 
@@ -55,7 +56,7 @@ def test_train_then_predict(dataset: Path, tmp_path: Path) -> None:
     )
     for text in ("Precision", "Recall", "F1", "ROC AUC", "Recall by anomaly kind", "saved"):
         assert text in out
-    assert (bundle / "model.joblib").exists() and (bundle / "schema.json").exists()
+    assert (bundle / MODEL_FILE).exists() and (bundle / "schema.json").exists()
 
     scored = tmp_path / "scored.parquet"
     out = ok(anomaly_app, "predict", str(dataset), "-o", str(scored), "--bundle", str(bundle))

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from driftline.anomaly.dataset import METRIC_COLUMNS
 from driftline.cli import app
 from driftline.config import Settings
+from driftline.models.bundle import MODEL_FILE
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store
 from tests.promtools import PrometheusServer, free_port, require_binary, run_promtool
@@ -221,7 +222,7 @@ def test_prometheus_scrapes_the_watcher_and_import_builds_a_training_table(
              "--no-register"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert "no evaluation" in flat(result.output) and (bundle / "model.joblib").exists()
+        assert "no evaluation" in flat(result.output) and (bundle / MODEL_FILE).exists()
 
         # Clear errors.
         bad = runner.invoke(

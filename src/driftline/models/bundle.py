@@ -2,7 +2,8 @@
 
 Layout of a bundle folder (logged to MLflow as the version's artifacts)::
 
-    model.joblib        the fitted model (any :class:`~driftline.models.base.Model`)
+    model.pkl           the fitted model (any :class:`~driftline.models.base.Model`), pickled;
+                        older bundles hold ``model.joblib`` (joblib) instead, still read
     schema.json         the feature schema requests are validated against
     reference.parquet   a bounded, stratified sample of the training data (features + target)
     evaluation.parquet  the holdout rows with their labels and the model's probabilities
@@ -14,6 +15,7 @@ Layout of a bundle folder (logged to MLflow as the version's artifacts)::
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,11 @@ from driftline.schema import FeatureSchema
 
 __all__ = ["PROBA_PREFIX", "ModelBundle"]
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.pkl"
+#: What bundles held before: joblib's format, which joblib reads and writes with Python's
+#: pure-Python pickler. On an Adaptive Random Forest (thousands of small objects) that took
+#: ~10x longer than the C pickler both ways (24 s against 2.6 s to write one on a busy machine).
+LEGACY_MODEL_FILE = "model.joblib"
 SCHEMA_FILE = "schema.json"
 REFERENCE_FILE = "reference.parquet"
 EVALUATION_FILE = "evaluation.parquet"
@@ -80,7 +86,8 @@ class ModelBundle:
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.model, folder / MODEL_FILE, compress=3)
+        with (folder / MODEL_FILE).open("wb") as out:
+            pickle.dump(self.model, out, protocol=pickle.HIGHEST_PROTOCOL)
         (folder / SCHEMA_FILE).write_text(self.schema.to_json())
         (folder / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2, default=str))
         (folder / META_FILE).write_text(
@@ -96,8 +103,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, folder: Path, *, version: int | None = None) -> ModelBundle:
-        if not (folder / MODEL_FILE).exists():
-            raise DataError(f"{folder} is not a model bundle (no {MODEL_FILE})")
+        model = _load_model(folder)
         meta = json.loads((folder / META_FILE).read_text())
         reference = (
             pd.read_parquet(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).exists() else None
@@ -108,7 +114,7 @@ class ModelBundle:
             else None
         )
         return cls(
-            model=joblib.load(folder / MODEL_FILE),
+            model=model,
             schema=FeatureSchema.from_json((folder / SCHEMA_FILE).read_text()),
             kind=str(meta.get("kind", "unknown")),
             metrics=json.loads((folder / METRICS_FILE).read_text()),
@@ -122,3 +128,15 @@ class ModelBundle:
                 else None
             ),
         )
+
+
+def _load_model(folder: Path) -> Model:
+    """The bundle's fitted model: ``model.pkl``, or ``model.joblib`` in an older bundle."""
+    if (folder / MODEL_FILE).exists():
+        with (folder / MODEL_FILE).open("rb") as source:
+            model: Model = pickle.load(source)
+        return model
+    if (folder / LEGACY_MODEL_FILE).exists():
+        legacy: Model = joblib.load(folder / LEGACY_MODEL_FILE)
+        return legacy
+    raise DataError(f"{folder} is not a model bundle (no {MODEL_FILE} or {LEGACY_MODEL_FILE})")
