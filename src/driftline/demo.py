@@ -39,6 +39,7 @@ from driftline.config import Settings
 from driftline.data.inject import inject_drift
 from driftline.data.synthetic import TARGET, generate_loans, label_loans
 from driftline.errors import ConfigurationError
+from driftline.loop.controller import start_rollout
 from driftline.registry import CHAMPION, Registry
 from driftline.schema import label_text
 from driftline.service.app import create_app
@@ -491,8 +492,6 @@ def note_rollout(stats: DemoStats, rollout: dict[str, Any]) -> None:
 
 def start_bad_challenger(settings: Settings, options: DemoOptions) -> int:
     """Act two: train a model on inverted labels, register it and put it into canary."""
-    from driftline.loop.controller import start_rollout
-
     frame = generate_loans(5_000, seed=options.seed + 99)
     frame[TARGET] = 1 - frame[TARGET]
     bundle = train_model(frame, TARGET, kind="logreg", seed=options.seed).bundle

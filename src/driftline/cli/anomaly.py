@@ -23,10 +23,8 @@ import signal
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -39,34 +37,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from driftline.anomaly.compare import compare_detectors, comparison_table
-from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, generate_host_metrics
-from driftline.anomaly.host import HostSampler, Observation, watch
-from driftline.anomaly.load import CpuLoad
-from driftline.anomaly.lstm import EXTRA_HINT, torch_available
-from driftline.anomaly.prometheus import HOST_QUERIES, import_prometheus, parse_query, parse_time
-from driftline.anomaly.training import (
-    DETECTOR_KINDS,
-    PREDICTED_COLUMN,
-    SCORE_COLUMN,
-    detector_kind,
-    train_anomaly_bundle,
-)
-from driftline.anomaly.watch_io import HostMetrics, MetricsServer, StreamPublisher, registering
-from driftline.anomaly.watcher import (
-    HOST_DRIFT_POLICY,
-    MIN_BASELINE_ROWS,
-    HostWatcher,
-    WatchEvent,
-    WatchPolicy,
-)
 from driftline.cli.common import console, fail, fmt_metric, handle_errors, state
-from driftline.data.io import read_table, write_table
 from driftline.durations import parse_duration
 from driftline.errors import DataError
-from driftline.models.bundle import ModelBundle
-from driftline.registry import CHAMPION, Registry
-from driftline.streams.source import StreamError
+
+if TYPE_CHECKING:
+    from driftline.anomaly.host import Observation
+    from driftline.anomaly.watch_io import MetricsServer, StreamPublisher
+    from driftline.anomaly.watcher import WatchEvent
+    from driftline.models.bundle import ModelBundle
+    from driftline.registry import Registry
 
 __all__ = ["anomaly_app", "host_app"]
 
@@ -74,6 +54,9 @@ DEFAULT_BUNDLE = Path("anomaly-model")
 DEFAULT_MODEL_NAME = "host-anomaly"
 DEFAULT_HOST_STREAM = "driftline:host"
 DEFAULT_METRICS_PORT = 9108
+#: `host watch --drift-threshold`: HOST_DRIFT_POLICY's critical distance (a test checks they
+#: agree; the watcher module loads scikit-learn, too slow to import for a help screen).
+DEFAULT_DRIFT_THRESHOLD: Final = 1.0
 
 anomaly_app = typer.Typer(
     name="anomaly",
@@ -94,6 +77,8 @@ def _spinner() -> Progress:
 
 
 def _registry(ctx: typer.Context, model_name: str) -> Registry:
+    from driftline.registry import Registry  # noqa: PLC0415 — lazy: fast --help
+
     st = state(ctx)
     return Registry(
         tracking_uri=st.settings.mlflow_tracking_uri,
@@ -106,6 +91,8 @@ def _registry(ctx: typer.Context, model_name: str) -> Registry:
 
 
 def _load_bundle(folder: Path) -> ModelBundle:
+    from driftline.models.bundle import ModelBundle  # noqa: PLC0415 — lazy: fast --help
+
     bundle = ModelBundle.load(folder)
     if bundle.schema.task != "anomaly":
         raise DataError(f"{folder} holds a {bundle.schema.task} model, not an anomaly detector")
@@ -128,6 +115,9 @@ def generate_dataset(
     ] = 0.03,
 ) -> None:
     """Write seeded synthetic host metrics with labeled anomalies of several kinds."""
+    from driftline.anomaly.dataset import KIND_COLUMN, generate_host_metrics  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     frame = generate_host_metrics(rows, seed=seed, anomaly_rate=anomaly_rate)
     write_table(frame, output)
     table = Table(title=f"{len(frame):,} rows written to {output}")
@@ -153,6 +143,10 @@ def compare(
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Holdout share.")] = 0.25,
 ) -> None:
     """Train every detector on the same split of DATA; print precision, recall, F1, ROC AUC."""
+    from driftline.anomaly.compare import compare_detectors, comparison_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import DETECTOR_KINDS  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+
     with _spinner() as progress:
         task = progress.add_task(f"reading {data}", total=None)
         frame = read_table(data)
@@ -222,6 +216,12 @@ def train(
     """Train a detector on DATA, print holdout metrics (when labeled), save the bundle and
     register it (the first version of MODEL_NAME becomes its champion). Serve it with
     `DRIFTLINE_MODEL_NAME=host-anomaly driftline serve`."""
+    from driftline.anomaly.dataset import LABEL_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import detector_kind, train_anomaly_bundle  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
     if detector_kind(kind) == "lstm_ae" and not torch_available():
         raise fail(f"the LSTM autoencoder needs PyTorch, the 'lstm' extra: {EXTRA_HINT}")
     with _spinner() as progress:
@@ -268,6 +268,11 @@ def predict(
     ] = DEFAULT_BUNDLE,
 ) -> None:
     """Add `predicted_anomaly` (0/1) and `anomaly_score` (higher = more anomalous) to FILE."""
+    import numpy as np  # noqa: PLC0415 — lazy: fast --help
+
+    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table, write_table  # noqa: PLC0415 — lazy: fast --help
+
     bundle = _load_bundle(bundle_dir)
     frame = read_table(file)
     x = bundle.schema.coerce_frame(frame)
@@ -313,6 +318,14 @@ def import_prometheus_command(
 ) -> None:
     """Build a training table from Prometheus range queries: a `timestamp` column and one
     column per series, one row per STEP; `driftline anomaly train OUTPUT` learns from it."""
+    from driftline.anomaly.prometheus import (  # noqa: PLC0415 — lazy: fast --help
+        HOST_QUERIES,
+        import_prometheus,
+        parse_query,
+        parse_time,
+    )
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     queries_ = [parse_query(q) for q in query] if query else None
     now = parse_time("now")
     t0, t1 = parse_time(start, now=now), parse_time(end, now=now)
@@ -358,6 +371,8 @@ def load(
     ] = 0,
 ) -> None:
     """Busy this machine's CPU for a while (each worker stops by itself at the deadline)."""
+    from driftline.anomaly.load import CpuLoad  # noqa: PLC0415 — lazy: fast --help
+
     seconds = parse_duration(cpu, "--cpu")
     generator = CpuLoad(seconds=seconds, cores=cores, memory_mb=memory_mb)
     with Progress(
@@ -394,6 +409,13 @@ def sample(
     ] = None,
 ) -> None:
     """Print this machine's metrics every INTERVAL seconds, scored when --bundle is given."""
+    import numpy as np  # noqa: PLC0415 — lazy: fast --help
+    import pandas as pd  # noqa: PLC0415 — lazy: fast --help
+
+    from driftline.anomaly.host import HostSampler, watch  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     bundle = _load_bundle(bundle_dir) if bundle_dir is not None else None
     model: Any = bundle.model if bundle is not None else None
     history: deque[Observation] = deque(maxlen=_history_size(model))
@@ -423,6 +445,8 @@ def sample(
 
 def _rows(text: str, interval: float, what: str) -> int:
     """Observations in a duration at ``interval`` seconds (at least the watcher's minimum)."""
+    from driftline.anomaly.watcher import MIN_BASELINE_ROWS  # noqa: PLC0415 — lazy: fast --help
+
     rows = math.ceil(parse_duration(text, f"--{what.replace(' ', '-')}") / interval - 1e-9)
     if rows < MIN_BASELINE_ROWS and what in ("baseline", "drift window"):
         raise fail(
@@ -526,7 +550,7 @@ def watch_host(
             min=0.01,
             help="Critical drift: Wasserstein distance in reference standard deviations.",
         ),
-    ] = HOST_DRIFT_POLICY.numeric_critical,
+    ] = DEFAULT_DRIFT_THRESHOLD,
     retrain: Annotated[
         bool, typer.Option(help="Retrain when the machine's normal changes.")
     ] = True,
@@ -550,6 +574,14 @@ def watch_host(
     """Watch this machine: learn a baseline (when no model exists), score every observation,
     export `driftline_host_*` on /metrics, publish to a Redis stream, and retrain when the
     machine's normal changes."""
+    from driftline.anomaly.host import HostSampler  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import detector_kind  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.watcher import HOST_DRIFT_POLICY, HostWatcher, WatchPolicy  # noqa: PLC0415 — lazy: fast --help
+    from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+    from driftline.streams.source import StreamError  # noqa: PLC0415 — lazy: fast --help
+
     resolved = detector_kind(kind)
     if resolved == "anomaly_rf":
         raise fail("the supervised forest needs labeled anomalies; watch with iforest or lstm")

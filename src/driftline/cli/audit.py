@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from driftline.cli.common import console, format_ts, handle_errors, state
-from driftline.store import queries
 
 __all__ = ["register_command"]
 
@@ -24,6 +23,8 @@ def register_command(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(min=1)] = 50,
     ) -> None:
         """Alert episodes recorded by the built-in alerting, newest first."""
+        from driftline.store import queries  # noqa: PLC0415 — lazy: fast --help
+
         with state(ctx).store.sessions() as session:
             rows = queries.list_alerts(session=session, status=status, limit=limit)
         table = Table(title="Alerts")
@@ -55,6 +56,8 @@ def register_command(app: typer.Typer) -> None:
     ) -> None:
         """Every decision with its reasons: alias moves, drift reports, concept drift,
         triggers, gate decisions, rollout steps, promotions, rollbacks, alerts."""
+        from driftline.store import queries  # noqa: PLC0415 — lazy: fast --help
+
         with state(ctx).store.sessions() as session:
             rows = queries.list_audit(
                 session=session, kinds=kind, since=time.time() - days * 86_400, limit=limit

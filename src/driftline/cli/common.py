@@ -1,5 +1,9 @@
 """What every CLI command shares: the console, settings, opening the store and registry, and
-turning driftline errors into a clear message and exit code 1."""
+turning driftline errors into a clear message and exit code 1.
+
+The CLI modules import heavy libraries (pandas, scikit-learn, MLflow, SQLAlchemy, ...) inside
+the commands that use them, each marked ``# noqa: PLC0415 — lazy: fast --help``: help screens
+and light commands start at once (tests/test_cli_startup.py checks what they import)."""
 
 from __future__ import annotations
 
@@ -10,16 +14,18 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from driftline.config import Settings
 from driftline.errors import DriftlineError
-from driftline.registry import Registry
-from driftline.store import Store, StoreTimeouts, open_store
+
+if TYPE_CHECKING:
+    from driftline.config import Settings
+    from driftline.registry import Registry
+    from driftline.store import Store
 
 __all__ = ["ExitCode", "State", "console", "fail", "format_ts", "handle_errors", "state"]
 
@@ -65,6 +71,8 @@ class State:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from driftline.store import StoreTimeouts, open_store  # noqa: PLC0415 — lazy: fast --help
+
             self.settings.ensure_home()
             self._store = open_store(
                 self.settings.database_url, timeouts=StoreTimeouts.from_settings(self.settings)
@@ -74,6 +82,8 @@ class State:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            from driftline.registry import Registry  # noqa: PLC0415 — lazy: fast --help
+
             self._registry = Registry.from_settings(self.settings, self.store)
         return self._registry
 

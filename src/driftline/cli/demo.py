@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from driftline.cli.common import console, handle_errors, state
-from driftline.demo import DemoOptions, run_demo
 
 __all__ = ["MIN_STORY_SECONDS", "register_command"]
 
@@ -52,6 +51,8 @@ def register_command(app: typer.Typer) -> None:
         drift part-way and show it being detected, retrained, gated, shadowed, canaried and
         promoted — then a bad challenger caught by the SLO guard — with a live summary and a
         timeline at the end. Ctrl-C stops cleanly."""
+        from driftline.demo import DemoOptions, run_demo  # noqa: PLC0415 — lazy: fast --help
+
         options = DemoOptions(
             duration=duration,
             rate=rate,

@@ -10,13 +10,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from driftline.cli.common import ExitCode, console, fmt_metric, format_ts, handle_errors, state
-from driftline.loop.controller import (
-    RolloutController,
-    abort_rollout,
-    read_rollout,
-    start_rollout,
-)
-from driftline.loop.retrain import retrain
 
 __all__ = ["register_command"]
 
@@ -89,6 +82,8 @@ def register_command(app: typer.Typer) -> None:
         """Train a challenger on the labelled traffic since the drift began plus base data,
         gate it against the champion and (if it passes) start its rollout. Exit code 0 when
         a challenger passed, 3 when it was rejected, 5 when nothing triggered (--if-triggered)."""
+        from driftline.loop.retrain import retrain  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         with Progress(
             SpinnerColumn(),
@@ -138,6 +133,8 @@ def register_command(app: typer.Typer) -> None:
     @handle_errors
     def status(ctx: typer.Context) -> None:
         """The current (or last) rollout with its stages and last verdict."""
+        from driftline.loop.controller import read_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         _show_rollout(read_rollout(st.store, st.settings.model_name))
 
@@ -149,6 +146,8 @@ def register_command(app: typer.Typer) -> None:
         stage: Annotated[str, typer.Option(help="shadow or canary.")] = "shadow",
     ) -> None:
         """Roll out VERSION by hand (skips the gate)."""
+        from driftline.loop.controller import start_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         _show_rollout(
             start_rollout(
@@ -163,6 +162,8 @@ def register_command(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "by hand",
     ) -> None:
         """Withdraw the challenger of the rollout in shadow or canary."""
+        from driftline.loop.controller import abort_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         _show_rollout(abort_rollout(st.store, st.registry, st.settings, actor="cli", reason=reason))
 
@@ -171,6 +172,8 @@ def register_command(app: typer.Typer) -> None:
     def step(ctx: typer.Context) -> None:
         """Measure the active rollout and apply one verdict (what `serve` does every
         DRIFTLINE_LOOP_INTERVAL_SECONDS), for deployments that run the loop from cron."""
+        from driftline.loop.controller import RolloutController  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         result = RolloutController(st.store, st.registry, st.settings).step()
         if result is None:

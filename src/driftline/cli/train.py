@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -17,10 +17,9 @@ from rich.progress import (
 from rich.table import Table
 
 from driftline.cli.common import console, fmt_metric, handle_errors, state
-from driftline.data.io import read_table
-from driftline.models.bundle import ModelBundle
-from driftline.registry import CHAMPION
-from driftline.training import train_model
+
+if TYPE_CHECKING:
+    from driftline.models.bundle import ModelBundle
 
 __all__ = ["metrics_table", "register_command"]
 
@@ -75,6 +74,9 @@ def confusion_table(metrics: dict[str, Any]) -> Table:
 def run_training(
     data: Path, target: str, model: str, seed: int, holdout: float, allow_missing: bool
 ) -> ModelBundle:
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.training import train_model  # noqa: PLC0415 — lazy: fast --help
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -137,6 +139,8 @@ def register_command(app: typer.Typer) -> None:
         The first version of a model becomes champion; later ones wait for `models promote`
         (or --promote).
         """
+        from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
         bundle = run_training(data, target, model, seed, holdout, allow_missing)
         console.print(metrics_table(bundle.metrics))
         if bundle.metrics.get("per_class"):
