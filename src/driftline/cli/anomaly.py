@@ -37,7 +37,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from driftline.cli.common import console, fail, fmt_metric, handle_errors, state
+from driftline.cli.common import (
+    JsonFlag,
+    console,
+    err_console,
+    fail,
+    fmt_metric,
+    handle_errors,
+    print_json,
+    state,
+)
 from driftline.durations import parse_duration
 from driftline.errors import DataError
 
@@ -70,9 +79,13 @@ host_app = typer.Typer(
 )
 
 
-def _spinner() -> Progress:
+def _spinner(*, as_json: bool = False) -> Progress:
+    """Progress on stdout, or on stderr when stdout carries --json."""
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console if as_json else console,
     )
 
 
@@ -113,6 +126,7 @@ def generate_dataset(
     anomaly_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of rows inside anomaly episodes.")
     ] = 0.03,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write seeded synthetic host metrics with labeled anomalies of several kinds."""
     from driftline.anomaly.dataset import KIND_COLUMN, generate_host_metrics  # noqa: PLC0415 — lazy: fast --help
@@ -120,11 +134,15 @@ def generate_dataset(
 
     frame = generate_host_metrics(rows, seed=seed, anomaly_rate=anomaly_rate)
     write_table(frame, output)
+    counts = {str(k): int(n) for k, n in frame[KIND_COLUMN].value_counts().sort_index().items()}
+    if as_json:
+        print_json({"output": str(output), "rows": len(frame), "kinds": counts})
+        return
     table = Table(title=f"{len(frame):,} rows written to {output}")
     table.add_column("anomaly kind")
     table.add_column("rows", justify="right")
-    for kind, count in frame[KIND_COLUMN].value_counts().sort_index().items():
-        table.add_row(str(kind), f"{count:,}")
+    for kind, count in counts.items():
+        table.add_row(kind, f"{count:,}")
     console.print(table)
 
 
@@ -141,13 +159,14 @@ def compare(
     ] = 0.03,
     seed: Annotated[int, typer.Option(help="Seed of the split and the detectors.")] = 0,
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Holdout share.")] = 0.25,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train every detector on the same split of DATA; print precision, recall, F1, ROC AUC."""
     from driftline.anomaly.compare import compare_detectors, comparison_table  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.training import DETECTOR_KINDS  # noqa: PLC0415 — lazy: fast --help
     from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
 
-    with _spinner() as progress:
+    with _spinner(as_json=as_json) as progress:
         task = progress.add_task(f"reading {data}", total=None)
         frame = read_table(data)
         rows = compare_detectors(
@@ -159,6 +178,9 @@ def compare(
             progress=lambda step: progress.update(task, description=step),
         )
         progress.update(task, description="compared")
+    if as_json:  # one object per detector, the table's row with the holdout's size
+        print_json([dataclasses.asdict(r) for r in rows])
+        return
     console.print(comparison_table(rows, title=f"Anomaly detectors on {data.name}"))
 
 
@@ -212,6 +234,7 @@ def train(
     model_name: Annotated[
         str, typer.Option(help="Registered model name for the detector.")
     ] = DEFAULT_MODEL_NAME,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train a detector on DATA, print holdout metrics (when labeled), save the bundle and
     register it (the first version of MODEL_NAME becomes its champion). Serve it with
@@ -224,7 +247,7 @@ def train(
 
     if detector_kind(kind) == "lstm_ae" and not torch_available():
         raise fail(f"the LSTM autoencoder needs PyTorch, the 'lstm' extra: {EXTRA_HINT}")
-    with _spinner() as progress:
+    with _spinner(as_json=as_json) as progress:
         task = progress.add_task(f"reading {data}", total=None)
         frame = read_table(data)
         bundle = train_anomaly_bundle(
@@ -235,6 +258,23 @@ def train(
             progress=lambda step: progress.update(task, description=step),
         )
         progress.update(task, description="trained")
+    if as_json:
+        bundle.save(output)
+        version = None
+        if register:
+            registry = _registry(ctx, model_name)
+            version = registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
+        print_json(
+            {
+                "kind": bundle.kind,
+                "labeled": LABEL_COLUMN in frame.columns,
+                "metrics": bundle.metrics,
+                "output": str(output),
+                "model_name": model_name if register else None,
+                "version": version,
+            }
+        )
+        return
     if LABEL_COLUMN in frame.columns:
         console.print(_metrics_table(bundle))
         if bundle.metrics.get("recall_by_kind"):
@@ -315,6 +355,7 @@ def import_prometheus_command(
         bool, typer.Option("--keep-missing", help="Keep rows missing some value.")
     ] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per HTTP request.")] = 30.0,
+    as_json: JsonFlag = False,
 ) -> None:
     """Build a training table from Prometheus range queries: a `timestamp` column and one
     column per series, one row per STEP; `driftline anomaly train OUTPUT` learns from it."""
@@ -330,7 +371,7 @@ def import_prometheus_command(
     now = parse_time("now")
     t0, t1 = parse_time(start, now=now), parse_time(end, now=now)
     seconds = parse_duration(step, "--step")
-    with _spinner() as progress:
+    with _spinner(as_json=as_json) as progress:
         progress.add_task(f"querying {url}", total=None)
         frame = import_prometheus(
             url,
@@ -342,13 +383,29 @@ def import_prometheus_command(
             timeout=timeout,
         )
     write_table(frame, output)
+    columns = [
+        {
+            "column": str(column),
+            "values": int(frame[column].notna().sum()),
+            "mean": float(frame[column].mean()),
+        }
+        for column in frame.columns[1:]
+    ]
+    if as_json:
+        print_json(
+            {
+                "output": str(output),
+                "rows": len(frame),
+                "columns": columns,
+            }
+        )
+        return
     table = Table(title=f"{len(frame):,} rows written to {output}")
     table.add_column("column")
     table.add_column("values", justify="right")
     table.add_column("mean", justify="right")
-    for column in frame.columns[1:]:
-        values = frame[column]
-        table.add_row(str(column), f"{int(values.notna().sum()):,}", f"{values.mean():.4g}")
+    for c in columns:
+        table.add_row(str(c["column"]), f"{c['values']:,}", f"{c['mean']:.4g}")
     console.print(table)
     if queries_ is None:
         console.print(f"queries: the host watcher's gauges ({', '.join(HOST_QUERIES)})")

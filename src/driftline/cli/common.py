@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,7 +29,18 @@ if TYPE_CHECKING:
     from driftline.registry import Registry
     from driftline.store import Store
 
-__all__ = ["ExitCode", "State", "console", "fail", "format_ts", "handle_errors", "state"]
+__all__ = [
+    "ExitCode",
+    "JsonFlag",
+    "State",
+    "console",
+    "fail",
+    "format_ts",
+    "handle_errors",
+    "plain_json",
+    "print_json",
+    "state",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -118,6 +131,39 @@ def format_ts(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The `--json` option of every command that prints a table.
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the table's data as JSON on stdout (nothing else goes there)."
+    ),
+]
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers, tuples and sets as lists, and NaN or
+    infinities as ``None`` (JSON has no such numbers).
+
+    >>> plain_json({"a": float("nan"), "b": (1, 2.5), "c": {"d": float("inf")}})
+    {'a': None, 'b': [1, 2.5], 'c': {'d': None}}
+    """
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain_json(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, str | bytes):
+        value = value.item()  # a NumPy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout: the machine-readable side of `--json`."""
+    sys.stdout.write(json.dumps(plain_json(data), indent=2, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def fmt_metric(value: Any) -> str:
