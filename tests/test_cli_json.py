@@ -25,8 +25,9 @@ from driftline.store import open_store, queries
 runner = CliRunner()
 
 #: Every command that prints a Rich table (grep `Table(` in src/driftline/cli and the helpers
-#: they call: anomaly/compare.py's comparison table, the demo's live view aside).
+#: they call: anomaly/compare.py's comparison table, the demo's live view and timeline).
 TABLE_COMMANDS = [
+    ("demo",),
     ("train",),
     ("check",),
     ("retrain",),
@@ -182,3 +183,15 @@ def test_anomaly_commands_as_json(settings: Settings, tmp_path: Path) -> None:
     assert trained["labeled"] is True and trained["version"] is None
     assert trained["kind"] == "iforest" and 0 <= trained["metrics"]["f1"] <= 1
     assert (tmp_path / "b" / "model.joblib").exists()
+
+
+def test_demo_as_json(settings: Settings) -> None:
+    """The live view goes to stderr; stdout is the run's totals and timeline."""
+    from tests.promtools import free_port
+
+    args = ["demo", "--duration", "4", "--rate", "40", "--model", "logreg", "--label-delay"]
+    out = run_json(settings, *args, "0.5", "--no-drift", "--no-loop", "--port", str(free_port()))
+    assert out["answered"] >= 50 and out["errors"] == 0 and out["labels_sent"] == out["answered"]
+    assert out["model_versions"] == [1] and 0.5 < out["accuracy"] <= 1
+    assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"]
+    assert out["drift_started_s"] is None and isinstance(out["timeline"], list)

@@ -40,7 +40,7 @@ def test_the_tour_block_is_there() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # about a minute on an idle machine; the script's own bound is 420 s
+@pytest.mark.timeout(900)  # about a minute on an idle machine; the script's own bound is 840 s
 def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     port = free_port()
     bin_dir = tmp_path / "bin"
@@ -75,7 +75,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        output, _ = process.communicate(timeout=420)
+        output, _ = process.communicate(timeout=840)
         timed_out = False
     except subprocess.TimeoutExpired:
         timed_out = True
@@ -97,13 +97,19 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     store = open_store(settings.database_url)
     try:
         registry = Registry.from_settings(settings, store)
-        assert sorted(v.version for v in registry.versions()) == [1, 2]
-        assert registry.alias(CHAMPION) == 1  # promoted 2, then rolled back
-        moves = [(m.from_version, m.to_version) for m in registry.history(limit=10)]
-        assert moves[:2] == [(2, 1), (1, 2)]
+        kinds = {v.version: v.kind for v in registry.versions()}
+        # (a version 3 may follow: the server's closed loop retrains once `check` saw drift)
+        assert (kinds[1], kinds[2]) == ("hgb", "rf")
+        moves = [
+            (m.from_version, m.to_version)
+            for m in registry.history(limit=50)
+            if m.alias == CHAMPION
+        ]
+        assert moves == [(2, 1), (1, 2), (None, 1)]  # promoted 2, then rolled back
+        assert registry.alias(CHAMPION) == 1
         with store.sessions() as session:
-            # flow-42 and the simulated traffic (50 per second for 20 s) are in the store
-            assert queries.count_predictions(session=session) > 500
+            # flow-42 and the simulated traffic (50 per second for 15 s) are in the store
+            assert queries.count_predictions(session=session) > 400
             labelled = queries.list_predictions(session=session, has_label=True, limit=1)
             assert labelled.total > 100
     finally:

@@ -171,6 +171,25 @@ class DemoStats:
     def accuracy(self) -> float | None:
         return self.correct / self.labels_sent if self.labels_sent else None
 
+    def totals(self) -> dict[str, Any]:
+        """The run's totals and timeline, as `demo --json` and `simulate --json` print them."""
+        return {
+            "sent": self.sent,
+            "answered": self.ok,
+            "errors": self.errors,
+            "labels_sent": self.labels_sent,
+            "accuracy": self.accuracy,
+            "p50_ms": self.percentile(50),
+            "p95_ms": self.percentile(95),
+            "p99_ms": self.percentile(99),
+            "model_versions": sorted(self.model_versions),
+            "drift_started_s": self.drift_started,
+            "last_error": self.last_error or None,
+            "timeline": [
+                {"t": t, "samples": sent, "event": text} for t, sent, text in self.timeline
+            ],
+        }
+
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

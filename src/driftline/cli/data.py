@@ -193,21 +193,8 @@ def register_command(app: typer.Typer) -> None:
             token=token,
             live=not as_json,
         )
-        totals = {
-            "sent": stats.sent,
-            "answered": stats.ok,
-            "errors": stats.errors,
-            "labels_sent": stats.labels_sent,
-            "accuracy": stats.accuracy,
-            "p50_ms": stats.percentile(50),
-            "p95_ms": stats.percentile(95),
-            "p99_ms": stats.percentile(99),
-            "model_versions": sorted(stats.model_versions),
-            "drift_started_s": stats.drift_started,
-            "last_error": stats.last_error or None,
-        }
         if as_json:
-            console.print_json(json.dumps(totals))
+            console.print_json(json.dumps(stats.totals()))
         else:
             console.print(
                 f"[green]done[/]: {stats.ok:,} predictions, {stats.labels_sent:,} labels, "
