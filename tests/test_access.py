@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
 from starlette.testclient import WebSocketDenialResponse
 from typer.testing import CliRunner
 
-import driftline.cli.serve as serve_cli
 from driftline.cli import app as cli_app
 from driftline.config import Settings, check_access, is_loopback, token_problem
 from driftline.errors import ConfigurationError
@@ -105,7 +105,7 @@ def test_the_cli_refuses_an_empty_or_short_admin_token_without_echoing_it(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[Any] = []
-    monkeypatch.setattr(serve_cli.uvicorn, "run", lambda *a, **k: started.append((a, k)))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append((a, k)))
     for value, message in (("", "is set but empty"), ("short-secret", "is 12 characters")):
         monkeypatch.setenv("DRIFTLINE_ADMIN_TOKEN", value)
         result = CliRunner().invoke(cli_app, ["--home", str(settings.home), "serve"])
@@ -156,7 +156,7 @@ def test_serve_on_a_non_loopback_address_needs_the_tokens_or_the_flag(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[dict[str, Any]] = []
-    monkeypatch.setattr(serve_cli.uvicorn, "run", lambda *a, **k: started.append(k))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append(k))
     runner = CliRunner()
     base = ["--home", str(settings.home), "serve", "--host", "0.0.0.0", "--port", "0"]
     refused = runner.invoke(cli_app, base)

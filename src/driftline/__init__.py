@@ -7,9 +7,9 @@ gate and roll out a challenger when the model degrades.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from driftline.config import Settings
 from driftline.errors import (
     ConfigurationError,
     DataError,
@@ -22,7 +22,6 @@ from driftline.errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 
 if TYPE_CHECKING:
     from driftline.comparison import (
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
         estimate_performance,
         profile,
     )
+    from driftline.config import Settings
+    from driftline.schema import FeatureSchema, FeatureSpec, infer_schema
 
 __version__ = "0.1.0"
 
@@ -58,12 +59,17 @@ __all__ = [
     "profile",
 ]
 
-# The notebook API loads SciPy and the statistical core: on first use, so that `import
-# driftline` (and with it every CLI command) stays quick. ``driftline.profile`` is the function; the
-# profile classes live in the module ``driftline.profiles``.
+# The notebook API loads SciPy and the statistical core, the schema NumPy and pandas, the settings
+# pydantic: on first use, so that `import driftline` (and with it `driftline --help`) stays quick.
+# ``driftline.profile`` is the function; the profile classes live in the module
+# ``driftline.profiles``.
 _LAZY = {
-    name: "driftline.comparison"
-    for name in ("Comparison", "compare", "compare_datasets", "estimate_performance", "profile")
+    **{
+        name: "driftline.comparison"
+        for name in ("Comparison", "compare", "compare_datasets", "estimate_performance", "profile")
+    },
+    **{name: "driftline.schema" for name in ("FeatureSchema", "FeatureSpec", "infer_schema")},
+    "Settings": "driftline.config",
 }
 
 
@@ -72,8 +78,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -159,7 +159,7 @@ class Comparison:
         """The self-contained Plotly page of ``driftline report``; written to ``path`` if given."""
         # Plotly is imported here, not at module import: a notebook that only needs the
         # verdicts does not pay for it.
-        from driftline.monitoring.html import render_report_html
+        from driftline.monitoring.html import render_report_html  # noqa: PLC0415 — Plotly only for the HTML page
 
         page = render_report_html(self.to_dict())
         if path is not None:
@@ -531,7 +531,7 @@ def compare_datasets(
     ref_data.check_columns(schema.names, "reference")
     cur_data.check_columns(schema.names, "current")
     if engine == "ray":
-        from driftline.on_ray.data import count_on_ray
+        from driftline.on_ray.data import count_on_ray  # noqa: PLC0415 — the ray extra
 
         count: ProfileCounter = count_on_ray
     elif engine == "local":

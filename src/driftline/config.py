@@ -324,9 +324,12 @@ class Settings(BaseSettings):
     @field_validator("drift_statistics")
     @classmethod
     def _statistics(cls, value: str) -> str:
-        from driftline.drift.decision import REPORTABLE_STATISTICS
-
         names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names:
+            return ""  # the default: no need to load the statistical core (SciPy) to say so
+        # Lazy: drift.decision loads SciPy, and every CLI command (`--help` too) builds Settings.
+        from driftline.drift.decision import REPORTABLE_STATISTICS  # noqa: PLC0415 — see above
+
         unknown = [n for n in names if n not in REPORTABLE_STATISTICS]
         if unknown:
             raise ValueError(

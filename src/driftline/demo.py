@@ -39,6 +39,7 @@ from driftline.config import Settings
 from driftline.data.inject import inject_drift
 from driftline.data.synthetic import TARGET, generate_loans, label_loans
 from driftline.errors import ConfigurationError
+from driftline.loop.controller import start_rollout
 from driftline.registry import CHAMPION, Registry
 from driftline.schema import label_text
 from driftline.service.app import create_app
@@ -169,6 +170,25 @@ class DemoStats:
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.labels_sent if self.labels_sent else None
+
+    def totals(self) -> dict[str, Any]:
+        """The run's totals and timeline, as `demo --json` and `simulate --json` print them."""
+        return {
+            "sent": self.sent,
+            "answered": self.ok,
+            "errors": self.errors,
+            "labels_sent": self.labels_sent,
+            "accuracy": self.accuracy,
+            "p50_ms": self.percentile(50),
+            "p95_ms": self.percentile(95),
+            "p99_ms": self.percentile(99),
+            "model_versions": sorted(self.model_versions),
+            "drift_started_s": self.drift_started,
+            "last_error": self.last_error or None,
+            "timeline": [
+                {"t": t, "samples": sent, "event": text} for t, sent, text in self.timeline
+            ],
+        }
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -491,8 +511,6 @@ def note_rollout(stats: DemoStats, rollout: dict[str, Any]) -> None:
 
 def start_bad_challenger(settings: Settings, options: DemoOptions) -> int:
     """Act two: train a model on inverted labels, register it and put it into canary."""
-    from driftline.loop.controller import start_rollout
-
     frame = generate_loans(5_000, seed=options.seed + 99)
     frame[TARGET] = 1 - frame[TARGET]
     bundle = train_model(frame, TARGET, kind="logreg", seed=options.seed).bundle

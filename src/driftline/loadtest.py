@@ -329,10 +329,10 @@ async def stored_via_api(
 
 def stored_in_database(database_url: str, ids: Iterable[str]) -> set[str]:
     """Which of ``ids`` the store at ``database_url`` holds."""
-    from sqlalchemy import select
+    from sqlalchemy import select  # noqa: PLC0415 — only with --database-url
 
-    from driftline.store import open_store
-    from driftline.store.tables import Prediction
+    from driftline.store import open_store  # noqa: PLC0415 — only with --database-url
+    from driftline.store.tables import Prediction  # noqa: PLC0415 — only with --database-url
 
     store = open_store(database_url, migrate=False)
     found: set[str] = set()

@@ -292,7 +292,7 @@ class Calibrator:
         self, y_true: Sequence[Any] | np.ndarray, proba: np.ndarray, classes: Sequence[Any]
     ) -> Calibrator:
         """Fit on reference labels and the model's probabilities (columns follow ``classes``)."""
-        from sklearn.isotonic import IsotonicRegression
+        from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 — scikit-learn only when fitting
 
         labels = tuple(_plain(c) for c in classes)
         scores = self._check_proba(proba, len(labels))
@@ -879,7 +879,7 @@ class ImportanceWeightedAccuracy:
 
     def weights(self, x_window: Any) -> np.ndarray:
         """Density-ratio weights of the reference rows for this window (mean 1)."""
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 — scikit-learn only when fitting
 
         if self._x is None:
             raise DataError("fit the estimator on the reference first")
@@ -900,7 +900,7 @@ class ImportanceWeightedAccuracy:
             domain = LogisticRegression(C=1.0, max_iter=1000).fit(design, target)
             logit = domain.decision_function(self._design(self._x))
         else:
-            from sklearn.ensemble import HistGradientBoostingClassifier
+            from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 — scikit-learn only when fitting
 
             booster = HistGradientBoostingClassifier(
                 max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=self.seed

@@ -99,7 +99,7 @@ class Registry:
                 _quiet_mlflow()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    from mlflow import MlflowClient
+                    from mlflow import MlflowClient  # noqa: PLC0415 — MLflow (seconds to import) on first use
 
                     _quiet_mlflow()  # mlflow sets its own levels on import
                     self._client = MlflowClient(
@@ -129,7 +129,7 @@ class Registry:
             return str(experiment.experiment_id)
 
     def _ensure_registered_model(self) -> None:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 — MLflow (seconds to import) on first use
 
         try:
             self.client.get_registered_model(self.model_name)
@@ -208,7 +208,7 @@ class Registry:
 
     def aliases(self) -> dict[str, int]:
         """Current alias → version (empty when the model is not registered yet)."""
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 — MLflow (seconds to import) on first use
 
         try:
             model = self.client.get_registered_model(self.model_name)
@@ -248,7 +248,7 @@ class Registry:
         return sorted(out, key=lambda v: v.version, reverse=True)
 
     def _check_version(self, version: int) -> None:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 — MLflow (seconds to import) on first use
 
         try:
             self.client.get_model_version(self.model_name, str(version))

@@ -32,6 +32,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
+import driftline
 from driftline.errors import ConfigurationError
 
 try:
@@ -176,7 +177,7 @@ def annotate(attributes: Attributes) -> None:
 def set_error(current: SpanLike, description: str) -> None:
     """Give a span an error status (for failures that raised nothing, such as a 5xx answer)."""
     if OTEL_AVAILABLE and current.is_recording():
-        from opentelemetry.trace import Status, StatusCode
+        from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
 
         cast(Any, current).set_status(Status(StatusCode.ERROR, description))
 
@@ -211,11 +212,11 @@ def traced(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 def _exporter(mode: str) -> Any:
     if mode == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
 
         return ConsoleSpanExporter(service_name=TRACER_NAME, out=sys.stdout)
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
     except ImportError as exc:
         raise ConfigurationError(
             "DRIFTLINE_TRACING=otlp needs the OTLP exporter: "
@@ -236,15 +237,13 @@ def configure_tracing(settings: Any) -> None:
     if mode == "none":
         return
     try:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415 — OpenTelemetry is optional (tracing extra)
     except ImportError as exc:
         raise ConfigurationError(
             f"DRIFTLINE_TRACING={mode} needs OpenTelemetry: pip install 'driftline[tracing]'"
         ) from exc
-    import driftline
-
     exporter = _exporter(mode)
     resource: dict[str, Any] = {"service.version": driftline.__version__}
     if not os.environ.get("OTEL_SERVICE_NAME"):  # OpenTelemetry's own variable wins

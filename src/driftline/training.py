@@ -218,7 +218,7 @@ def train_model(
         },
     )
     step("profiling the reference")
-    from driftline.monitoring.reference import attach_reference
+    from driftline.monitoring.reference import attach_reference  # noqa: PLC0415 — monitoring/ loads the store
 
     attach_reference(
         bundle,

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, METRIC_COLUMNS
-from driftline.cli import anomaly as cli_anomaly
 from driftline.cli.anomaly import anomaly_app, host_app
 from driftline.models.bundle import MODEL_FILE
 
@@ -88,7 +87,7 @@ def test_train_without_labels_and_errors(dataset: Path, tmp_path: Path) -> None:
 def test_train_lstm_without_torch_names_the_extra(
     dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_anomaly, "torch_available", lambda: False)
+    monkeypatch.setattr("driftline.anomaly.lstm.torch_available", lambda: False)
     result = runner.invoke(anomaly_app, ["train", str(dataset), "--kind", "lstm"])
     assert result.exit_code == 1
     assert "pip install 'driftline[lstm]'" in flat(result.output)

@@ -5,6 +5,7 @@ failed without it under CI)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -205,13 +206,19 @@ def test_prometheus_scrapes_the_watcher_and_import_builds_a_training_table(
                 "--query", "score=driftline_host_anomaly_score",
                 "--query", "cpu=100 * driftline_host_cpu_usage_ratio",
                 "--query", 'flagged=driftline_host_anomaly_flag{job="driftline"}',
-                "--query", "up=up",
+                "--query", "up=up", "--json",
             ],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         frame = pd.read_parquet(custom)
         assert list(frame.columns) == ["timestamp", "score", "cpu", "flagged", "up"]
         assert (frame["up"] == 1).all() and len(frame) >= 3
+        summary = json.loads(result.stdout)  # --json: the table's data, nothing else on stdout
+        assert summary["rows"] == len(frame) and summary["output"] == str(custom)
+        assert [c["column"] for c in summary["columns"]] == ["score", "cpu", "flagged", "up"]
+        for c in summary["columns"]:
+            assert c["values"] == int(frame[c["column"]].notna().sum())
+            assert c["mean"] == pytest.approx(float(frame[c["column"]].mean()))
 
         # The table trains a detector, as any metrics file does.
         bundle = tmp_path / "bundle"

@@ -215,7 +215,7 @@ def _app(settings: Settings) -> typer.Typer:
 def test_the_consume_command_on_a_kafka_url(
     kafka: KafkaBroker, stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("driftline.cli.streams.configure_logging", lambda settings: None)
+    monkeypatch.setattr("driftline.logs.configure_logging", lambda settings: None)
     kafka.add({"features": json.dumps({"nonsense": 1})})
     ids = kafka.produce(loan_records(29))
     result = CliRunner().invoke(

@@ -153,7 +153,7 @@ def _app(settings: Settings) -> typer.Typer:
 def test_the_consume_command(
     rds: redis.Redis, keys: Keys, stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("driftline.cli.streams.configure_logging", lambda settings: None)
+    monkeypatch.setattr("driftline.logs.configure_logging", lambda settings: None)
     add(rds, keys.input, encode_event({"nonsense": 1}))
     produce(stream_settings.redis_url, keys.input, loan_records(29))
     result = CliRunner().invoke(
@@ -175,7 +175,7 @@ def test_the_consume_command(
 def test_the_consume_command_without_redis_fails_in_one_line(
     stream_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("driftline.cli.streams.configure_logging", lambda settings: None)
+    monkeypatch.setattr("driftline.logs.configure_logging", lambda settings: None)
     settings = stream_settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"}
     )

@@ -23,6 +23,7 @@ from sklearn import metrics as skm
 
 import driftline
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, TIMESTAMP_COLUMN
+from driftline.anomaly.lstm import LSTMAutoencoderDetector
 from driftline.anomaly.models import (
     ANOMALY,
     CLASSES,
@@ -104,8 +105,6 @@ def make_detector(
         return IsolationForestDetector(contamination=contamination, seed=seed)
     if resolved == "anomaly_rf":
         return SupervisedForestDetector(seed=seed)
-    from driftline.anomaly.lstm import LSTMAutoencoderDetector
-
     return LSTMAutoencoderDetector(contamination=contamination, seed=seed)
 
 
@@ -403,7 +402,7 @@ def train_anomaly_bundle(
         },
     )
     step("profiling the reference")
-    from driftline.monitoring.reference import attach_reference
+    from driftline.monitoring.reference import attach_reference  # noqa: PLC0415 — monitoring/ loads the store
 
     attach_reference(bundle, x_train if labeled else x, seed=seed)
     return bundle

@@ -25,7 +25,6 @@ from driftline.cli import (
     train,
 )
 from driftline.cli.common import State, fail
-from driftline.config import Settings
 
 __all__ = ["app", "hoist_home", "main"]
 
@@ -45,19 +44,22 @@ def _root(
         typer.Option("--home", help="State folder (default DRIFTLINE_HOME or ./.driftline)."),
     ] = None,
 ) -> None:
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # noqa: PLC0415 — lazy: fast --help
 
-    from driftline.errors import ConfigurationError
-    from driftline.tracing import configure_tracing
+    from driftline.config import Settings  # noqa: PLC0415 — lazy: fast --help
 
     try:
         settings = Settings(home=home) if home is not None else Settings()
     except ValidationError as exc:
         raise fail(f"bad configuration: {exc}") from exc
-    try:
-        configure_tracing(settings)
-    except ConfigurationError as exc:
-        raise fail(str(exc)) from exc
+    if settings.tracing != "none":  # OpenTelemetry loads only when spans go somewhere
+        from driftline.errors import ConfigurationError  # noqa: PLC0415 — lazy: fast --help
+        from driftline.tracing import configure_tracing  # noqa: PLC0415 — lazy: fast --help
+
+        try:
+            configure_tracing(settings)
+        except ConfigurationError as exc:
+            raise fail(str(exc)) from exc
     ctx.obj = State(settings)
 
 

@@ -23,10 +23,8 @@ import signal
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -39,34 +37,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from driftline.anomaly.compare import compare_detectors, comparison_table
-from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN, generate_host_metrics
-from driftline.anomaly.host import HostSampler, Observation, watch
-from driftline.anomaly.load import CpuLoad
-from driftline.anomaly.lstm import EXTRA_HINT, torch_available
-from driftline.anomaly.prometheus import HOST_QUERIES, import_prometheus, parse_query, parse_time
-from driftline.anomaly.training import (
-    DETECTOR_KINDS,
-    PREDICTED_COLUMN,
-    SCORE_COLUMN,
-    detector_kind,
-    train_anomaly_bundle,
+from driftline.cli.common import (
+    JsonFlag,
+    console,
+    err_console,
+    fail,
+    fmt_metric,
+    handle_errors,
+    print_json,
+    state,
 )
-from driftline.anomaly.watch_io import HostMetrics, MetricsServer, StreamPublisher, registering
-from driftline.anomaly.watcher import (
-    HOST_DRIFT_POLICY,
-    MIN_BASELINE_ROWS,
-    HostWatcher,
-    WatchEvent,
-    WatchPolicy,
-)
-from driftline.cli.common import console, fail, fmt_metric, handle_errors, state
-from driftline.data.io import read_table, write_table
 from driftline.durations import parse_duration
 from driftline.errors import DataError
-from driftline.models.bundle import ModelBundle
-from driftline.registry import CHAMPION, Registry
-from driftline.streams.source import StreamError
+
+if TYPE_CHECKING:
+    from driftline.anomaly.host import Observation
+    from driftline.anomaly.watch_io import MetricsServer, StreamPublisher
+    from driftline.anomaly.watcher import WatchEvent
+    from driftline.models.bundle import ModelBundle
+    from driftline.registry import Registry
 
 __all__ = ["anomaly_app", "host_app"]
 
@@ -74,6 +63,9 @@ DEFAULT_BUNDLE = Path("anomaly-model")
 DEFAULT_MODEL_NAME = "host-anomaly"
 DEFAULT_HOST_STREAM = "driftline:host"
 DEFAULT_METRICS_PORT = 9108
+#: `host watch --drift-threshold`: HOST_DRIFT_POLICY's critical distance (a test checks they
+#: agree; the watcher module loads scikit-learn, too slow to import for a help screen).
+DEFAULT_DRIFT_THRESHOLD: Final = 1.0
 
 anomaly_app = typer.Typer(
     name="anomaly",
@@ -87,13 +79,19 @@ host_app = typer.Typer(
 )
 
 
-def _spinner() -> Progress:
+def _spinner(*, as_json: bool = False) -> Progress:
+    """Progress on stdout, or on stderr when stdout carries --json."""
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console if as_json else console,
     )
 
 
 def _registry(ctx: typer.Context, model_name: str) -> Registry:
+    from driftline.registry import Registry  # noqa: PLC0415 — lazy: fast --help
+
     st = state(ctx)
     return Registry(
         tracking_uri=st.settings.mlflow_tracking_uri,
@@ -106,6 +104,8 @@ def _registry(ctx: typer.Context, model_name: str) -> Registry:
 
 
 def _load_bundle(folder: Path) -> ModelBundle:
+    from driftline.models.bundle import ModelBundle  # noqa: PLC0415 — lazy: fast --help
+
     bundle = ModelBundle.load(folder)
     if bundle.schema.task != "anomaly":
         raise DataError(f"{folder} holds a {bundle.schema.task} model, not an anomaly detector")
@@ -126,15 +126,23 @@ def generate_dataset(
     anomaly_rate: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of rows inside anomaly episodes.")
     ] = 0.03,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write seeded synthetic host metrics with labeled anomalies of several kinds."""
+    from driftline.anomaly.dataset import KIND_COLUMN, generate_host_metrics  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     frame = generate_host_metrics(rows, seed=seed, anomaly_rate=anomaly_rate)
     write_table(frame, output)
+    counts = {str(k): int(n) for k, n in frame[KIND_COLUMN].value_counts().sort_index().items()}
+    if as_json:
+        print_json({"output": str(output), "rows": len(frame), "kinds": counts})
+        return
     table = Table(title=f"{len(frame):,} rows written to {output}")
     table.add_column("anomaly kind")
     table.add_column("rows", justify="right")
-    for kind, count in frame[KIND_COLUMN].value_counts().sort_index().items():
-        table.add_row(str(kind), f"{count:,}")
+    for kind, count in counts.items():
+        table.add_row(kind, f"{count:,}")
     console.print(table)
 
 
@@ -151,9 +159,14 @@ def compare(
     ] = 0.03,
     seed: Annotated[int, typer.Option(help="Seed of the split and the detectors.")] = 0,
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5, help="Holdout share.")] = 0.25,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train every detector on the same split of DATA; print precision, recall, F1, ROC AUC."""
-    with _spinner() as progress:
+    from driftline.anomaly.compare import compare_detectors, comparison_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import DETECTOR_KINDS  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+
+    with _spinner(as_json=as_json) as progress:
         task = progress.add_task(f"reading {data}", total=None)
         frame = read_table(data)
         rows = compare_detectors(
@@ -165,6 +178,9 @@ def compare(
             progress=lambda step: progress.update(task, description=step),
         )
         progress.update(task, description="compared")
+    if as_json:  # one object per detector, the table's row with the holdout's size
+        print_json([dataclasses.asdict(r) for r in rows])
+        return
     console.print(comparison_table(rows, title=f"Anomaly detectors on {data.name}"))
 
 
@@ -218,13 +234,20 @@ def train(
     model_name: Annotated[
         str, typer.Option(help="Registered model name for the detector.")
     ] = DEFAULT_MODEL_NAME,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train a detector on DATA, print holdout metrics (when labeled), save the bundle and
     register it (the first version of MODEL_NAME becomes its champion). Serve it with
     `DRIFTLINE_MODEL_NAME=host-anomaly driftline serve`."""
+    from driftline.anomaly.dataset import LABEL_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import detector_kind, train_anomaly_bundle  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
     if detector_kind(kind) == "lstm_ae" and not torch_available():
         raise fail(f"the LSTM autoencoder needs PyTorch, the 'lstm' extra: {EXTRA_HINT}")
-    with _spinner() as progress:
+    with _spinner(as_json=as_json) as progress:
         task = progress.add_task(f"reading {data}", total=None)
         frame = read_table(data)
         bundle = train_anomaly_bundle(
@@ -235,6 +258,23 @@ def train(
             progress=lambda step: progress.update(task, description=step),
         )
         progress.update(task, description="trained")
+    if as_json:
+        bundle.save(output)
+        version = None
+        if register:
+            registry = _registry(ctx, model_name)
+            version = registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
+        print_json(
+            {
+                "kind": bundle.kind,
+                "labeled": LABEL_COLUMN in frame.columns,
+                "metrics": bundle.metrics,
+                "output": str(output),
+                "model_name": model_name if register else None,
+                "version": version,
+            }
+        )
+        return
     if LABEL_COLUMN in frame.columns:
         console.print(_metrics_table(bundle))
         if bundle.metrics.get("recall_by_kind"):
@@ -268,6 +308,11 @@ def predict(
     ] = DEFAULT_BUNDLE,
 ) -> None:
     """Add `predicted_anomaly` (0/1) and `anomaly_score` (higher = more anomalous) to FILE."""
+    import numpy as np  # noqa: PLC0415 — lazy: fast --help
+
+    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table, write_table  # noqa: PLC0415 — lazy: fast --help
+
     bundle = _load_bundle(bundle_dir)
     frame = read_table(file)
     x = bundle.schema.coerce_frame(frame)
@@ -310,14 +355,23 @@ def import_prometheus_command(
         bool, typer.Option("--keep-missing", help="Keep rows missing some value.")
     ] = False,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per HTTP request.")] = 30.0,
+    as_json: JsonFlag = False,
 ) -> None:
     """Build a training table from Prometheus range queries: a `timestamp` column and one
     column per series, one row per STEP; `driftline anomaly train OUTPUT` learns from it."""
+    from driftline.anomaly.prometheus import (  # noqa: PLC0415 — lazy: fast --help
+        HOST_QUERIES,
+        import_prometheus,
+        parse_query,
+        parse_time,
+    )
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     queries_ = [parse_query(q) for q in query] if query else None
     now = parse_time("now")
     t0, t1 = parse_time(start, now=now), parse_time(end, now=now)
     seconds = parse_duration(step, "--step")
-    with _spinner() as progress:
+    with _spinner(as_json=as_json) as progress:
         progress.add_task(f"querying {url}", total=None)
         frame = import_prometheus(
             url,
@@ -329,13 +383,29 @@ def import_prometheus_command(
             timeout=timeout,
         )
     write_table(frame, output)
+    columns = [
+        {
+            "column": str(column),
+            "values": int(frame[column].notna().sum()),
+            "mean": float(frame[column].mean()),
+        }
+        for column in frame.columns[1:]
+    ]
+    if as_json:
+        print_json(
+            {
+                "output": str(output),
+                "rows": len(frame),
+                "columns": columns,
+            }
+        )
+        return
     table = Table(title=f"{len(frame):,} rows written to {output}")
     table.add_column("column")
     table.add_column("values", justify="right")
     table.add_column("mean", justify="right")
-    for column in frame.columns[1:]:
-        values = frame[column]
-        table.add_row(str(column), f"{int(values.notna().sum()):,}", f"{values.mean():.4g}")
+    for c in columns:
+        table.add_row(str(c["column"]), f"{c['values']:,}", f"{c['mean']:.4g}")
     console.print(table)
     if queries_ is None:
         console.print(f"queries: the host watcher's gauges ({', '.join(HOST_QUERIES)})")
@@ -358,6 +428,8 @@ def load(
     ] = 0,
 ) -> None:
     """Busy this machine's CPU for a while (each worker stops by itself at the deadline)."""
+    from driftline.anomaly.load import CpuLoad  # noqa: PLC0415 — lazy: fast --help
+
     seconds = parse_duration(cpu, "--cpu")
     generator = CpuLoad(seconds=seconds, cores=cores, memory_mb=memory_mb)
     with Progress(
@@ -394,6 +466,13 @@ def sample(
     ] = None,
 ) -> None:
     """Print this machine's metrics every INTERVAL seconds, scored when --bundle is given."""
+    import numpy as np  # noqa: PLC0415 — lazy: fast --help
+    import pandas as pd  # noqa: PLC0415 — lazy: fast --help
+
+    from driftline.anomaly.host import HostSampler, watch  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+
     bundle = _load_bundle(bundle_dir) if bundle_dir is not None else None
     model: Any = bundle.model if bundle is not None else None
     history: deque[Observation] = deque(maxlen=_history_size(model))
@@ -423,6 +502,8 @@ def sample(
 
 def _rows(text: str, interval: float, what: str) -> int:
     """Observations in a duration at ``interval`` seconds (at least the watcher's minimum)."""
+    from driftline.anomaly.watcher import MIN_BASELINE_ROWS  # noqa: PLC0415 — lazy: fast --help
+
     rows = math.ceil(parse_duration(text, f"--{what.replace(' ', '-')}") / interval - 1e-9)
     if rows < MIN_BASELINE_ROWS and what in ("baseline", "drift window"):
         raise fail(
@@ -526,7 +607,7 @@ def watch_host(
             min=0.01,
             help="Critical drift: Wasserstein distance in reference standard deviations.",
         ),
-    ] = HOST_DRIFT_POLICY.numeric_critical,
+    ] = DEFAULT_DRIFT_THRESHOLD,
     retrain: Annotated[
         bool, typer.Option(help="Retrain when the machine's normal changes.")
     ] = True,
@@ -550,6 +631,14 @@ def watch_host(
     """Watch this machine: learn a baseline (when no model exists), score every observation,
     export `driftline_host_*` on /metrics, publish to a Redis stream, and retrain when the
     machine's normal changes."""
+    from driftline.anomaly.host import HostSampler  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.training import detector_kind  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.watcher import HOST_DRIFT_POLICY, HostWatcher, WatchPolicy  # noqa: PLC0415 — lazy: fast --help
+    from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+    from driftline.streams.source import StreamError  # noqa: PLC0415 — lazy: fast --help
+
     resolved = detector_kind(kind)
     if resolved == "anomaly_rf":
         raise fail("the supervised forest needs labeled anomalies; watch with iforest or lstm")

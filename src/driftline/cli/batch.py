@@ -5,18 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from driftline.cli.common import console, fail, handle_errors, state
-from driftline.data.io import read_table, write_table
-from driftline.registry import CHAMPION
-from driftline.schema import label_text
-from driftline.store import queries
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["register_command"]
 
@@ -51,6 +48,11 @@ def register_command(app: typer.Typer) -> None:
     ) -> None:
         """Score a file with the champion (or --version) and write it with `prediction`,
         `confidence` and one `proba_<class>` column per class."""
+        import numpy as np  # noqa: PLC0415 — lazy: fast --help
+
+        from driftline.data.io import read_table, write_table  # noqa: PLC0415 — lazy: fast --help
+        from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         registry = st.registry
         chosen = version if version is not None else registry.alias(CHAMPION)
@@ -82,6 +84,9 @@ def register_command(app: typer.Typer) -> None:
     def _log_scored(
         st: Any, names: tuple[str, ...], out: pd.DataFrame, version: int, id_column: str | None
     ) -> None:
+        from driftline.schema import label_text  # noqa: PLC0415 — lazy: fast --help
+        from driftline.store import queries  # noqa: PLC0415 — lazy: fast --help
+
         if id_column is not None and id_column not in out.columns:
             raise fail(f"--id-column {id_column!r} is not a column of the input")
         now = time.time()
@@ -121,6 +126,10 @@ def register_command(app: typer.Typer) -> None:
         chunk_size: Annotated[int, typer.Option(min=1)] = 5_000,
     ) -> None:
         """Load ground truth; labels join predictions by request id (now or later)."""
+        from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+        from driftline.schema import label_text  # noqa: PLC0415 — lazy: fast --help
+        from driftline.store import queries  # noqa: PLC0415 — lazy: fast --help
+
         frame = read_table(file)
         for column in (id_column, label_column):
             if column not in frame.columns:
@@ -143,6 +152,8 @@ def register_command(app: typer.Typer) -> None:
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np  # noqa: PLC0415 — lazy: fast --help
+
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and np.isnan(value):

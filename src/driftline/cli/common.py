@@ -1,27 +1,46 @@
 """What every CLI command shares: the console, settings, opening the store and registry, and
-turning driftline errors into a clear message and exit code 1."""
+turning driftline errors into a clear message and exit code 1.
+
+The CLI modules import heavy libraries (pandas, scikit-learn, MLflow, SQLAlchemy, ...) inside
+the commands that use them, each marked ``# noqa: PLC0415 — lazy: fast --help``: help screens
+and light commands start at once (tests/test_cli_startup.py checks what they import)."""
 
 from __future__ import annotations
 
 import enum
 import functools
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from driftline.config import Settings
 from driftline.errors import DriftlineError
-from driftline.registry import Registry
-from driftline.store import Store, StoreTimeouts, open_store
 
-__all__ = ["ExitCode", "State", "console", "fail", "format_ts", "handle_errors", "state"]
+if TYPE_CHECKING:
+    from driftline.config import Settings
+    from driftline.registry import Registry
+    from driftline.store import Store
+
+__all__ = [
+    "ExitCode",
+    "JsonFlag",
+    "State",
+    "console",
+    "fail",
+    "format_ts",
+    "handle_errors",
+    "plain_json",
+    "print_json",
+    "state",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -65,6 +84,8 @@ class State:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from driftline.store import StoreTimeouts, open_store  # noqa: PLC0415 — lazy: fast --help
+
             self.settings.ensure_home()
             self._store = open_store(
                 self.settings.database_url, timeouts=StoreTimeouts.from_settings(self.settings)
@@ -74,6 +95,8 @@ class State:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            from driftline.registry import Registry  # noqa: PLC0415 — lazy: fast --help
+
             self._registry = Registry.from_settings(self.settings, self.store)
         return self._registry
 
@@ -108,6 +131,39 @@ def format_ts(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The `--json` option of every command that prints a table.
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the table's data as JSON on stdout (nothing else goes there)."
+    ),
+]
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers, tuples and sets as lists, and NaN or
+    infinities as ``None`` (JSON has no such numbers).
+
+    >>> plain_json({"a": float("nan"), "b": (1, 2.5), "c": {"d": float("inf")}})
+    {'a': None, 'b': [1, 2.5], 'c': {'d': None}}
+    """
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain_json(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, str | bytes):
+        value = value.item()  # a NumPy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout: the machine-readable side of `--json`."""
+    sys.stdout.write(json.dumps(plain_json(data), indent=2, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def fmt_metric(value: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from driftline.cli.common import console, fail, handle_errors
-from driftline.data.inject import DRIFT_KINDS
+from driftline.data.constants import DRIFT_KINDS
 
 __all__ = ["data_app", "register_command"]
 
@@ -40,8 +40,8 @@ def generate(
 ) -> None:
     """Generate a seeded sample data set: loan applications with numeric, categorical and
     boolean features, some missing values, and a `default` label."""
-    from driftline.data.io import write_table
-    from driftline.data.synthetic import generate_loans
+    from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.synthetic import generate_loans  # noqa: PLC0415 — lazy: fast --help
 
     if dataset not in DATASETS:
         raise fail(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -81,9 +81,9 @@ def inject(
 ) -> None:
     """Write a copy of INPUT with one kind of drift injected. `concept` keeps the features
     and redraws the labels of loan applications under a new rule."""
-    from driftline.data.inject import inject_drift
-    from driftline.data.io import read_table, write_table
-    from driftline.data.synthetic import label_loans
+    from driftline.data.inject import inject_drift  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.io import read_table, write_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.data.synthetic import label_loans  # noqa: PLC0415 — lazy: fast --help
 
     if kind not in DRIFT_KINDS:
         raise fail(f"--kind must be one of {', '.join(DRIFT_KINDS)}, got {kind!r}")
@@ -154,9 +154,9 @@ def register_command(app: typer.Typer) -> None:
     ) -> None:
         """Drive a running server as `driftline demo` drives its own: predictions at RATE,
         each label after LABEL_DELAY, drifted rows from DRIFT_AT on."""
-        from driftline.data.io import read_table
-        from driftline.demo import DemoOptions
-        from driftline.simulate import file_rows, run_simulation
+        from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+        from driftline.demo import DemoOptions  # noqa: PLC0415 — lazy: fast --help
+        from driftline.simulate import file_rows, run_simulation  # noqa: PLC0415 — lazy: fast --help
 
         if drift_at is not None and not 0 <= drift_at < duration:
             raise fail(f"--drift-at must be in [0, --duration={duration:g}), got {drift_at:g}")
@@ -193,21 +193,8 @@ def register_command(app: typer.Typer) -> None:
             token=token,
             live=not as_json,
         )
-        totals = {
-            "sent": stats.sent,
-            "answered": stats.ok,
-            "errors": stats.errors,
-            "labels_sent": stats.labels_sent,
-            "accuracy": stats.accuracy,
-            "p50_ms": stats.percentile(50),
-            "p95_ms": stats.percentile(95),
-            "p99_ms": stats.percentile(99),
-            "model_versions": sorted(stats.model_versions),
-            "drift_started_s": stats.drift_started,
-            "last_error": stats.last_error or None,
-        }
         if as_json:
-            console.print_json(json.dumps(totals))
+            console.print_json(json.dumps(stats.totals()))
         else:
             console.print(
                 f"[green]done[/]: {stats.ok:,} predictions, {stats.labels_sent:,} labels, "

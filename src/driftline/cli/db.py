@@ -6,7 +6,6 @@ from __future__ import annotations
 import typer
 
 from driftline.cli.common import console, handle_errors, state
-from driftline.store import create_store_engine, current_revision, head_revision, upgrade
 
 __all__ = ["db_app"]
 
@@ -18,6 +17,8 @@ db_app = typer.Typer(help="The store's schema migrations.", no_args_is_help=True
 def upgrade_command(ctx: typer.Context) -> None:
     """Bring the store's tables to the newest revision (idempotent; safe from several
     processes at once on PostgreSQL, which serialises them with an advisory lock)."""
+    from driftline.store import create_store_engine, current_revision, upgrade  # noqa: PLC0415 — lazy: fast --help
+
     settings = state(ctx).settings
     settings.ensure_home()
     engine = create_store_engine(settings.database_url)
@@ -37,6 +38,8 @@ def upgrade_command(ctx: typer.Context) -> None:
 @handle_errors
 def current_command(ctx: typer.Context) -> None:
     """Print the store's revision and the newest one; exit 2 when the store is behind."""
+    from driftline.store import create_store_engine, current_revision, head_revision  # noqa: PLC0415 — lazy: fast --help
+
     settings = state(ctx).settings
     engine = create_store_engine(settings.database_url)
     try:

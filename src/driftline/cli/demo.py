@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli.common import console, handle_errors, state
-from driftline.demo import DemoOptions, run_demo
+from driftline.cli.common import console, err_console, handle_errors, print_json, state
 
 __all__ = ["MIN_STORY_SECONDS", "register_command"]
 
@@ -47,11 +46,20 @@ def register_command(app: typer.Typer) -> None:
                 "or always run --duration seconds.",
             ),
         ] = True,
+        as_json: Annotated[
+            bool,
+            typer.Option(
+                "--json",
+                help="The live view on stderr; the totals and the timeline as JSON on stdout.",
+            ),
+        ] = False,
     ) -> None:
         """Train a champion, serve it on 127.0.0.1, drive traffic and delayed labels, inject
         drift part-way and show it being detected, retrained, gated, shadowed, canaried and
         promoted — then a bad challenger caught by the SLO guard — with a live summary and a
         timeline at the end. Ctrl-C stops cleanly."""
+        from driftline.demo import DemoOptions, run_demo  # noqa: PLC0415 — lazy: fast --help
+
         options = DemoOptions(
             duration=duration,
             rate=rate,
@@ -64,12 +72,15 @@ def register_command(app: typer.Typer) -> None:
             second_act=second_act,
             until_story_ends=until_story_ends,
         )
+        out = err_console if as_json else console
         if loop and drift and duration * (1 - drift_at) < MIN_STORY_SECONDS:
-            console.print(
+            out.print(
                 f"[yellow]note:[/] the closed loop needs about {MIN_STORY_SECONDS:.0f} s of "
                 f"traffic after the drift; drift starts at {duration * drift_at:.0f} s of "
                 f"{duration:.0f} s. Use --duration {MIN_STORY_SECONDS / (1 - drift_at):.0f} or "
                 "more for the whole story.",
                 highlight=False,
             )
-        run_demo(state(ctx).settings, options, console)
+        stats = run_demo(state(ctx).settings, options, out)
+        if as_json:
+            print_json(stats.totals())

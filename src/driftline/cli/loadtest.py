@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from driftline.cli.common import console, fail, handle_errors
-from driftline.config import normalize_database_url
-from driftline.loadtest import LoadtestOptions, LoadtestResult, run_loadtest
+
+if TYPE_CHECKING:
+    from driftline.loadtest import LoadtestResult
 
 __all__ = ["register_command"]
 
@@ -83,6 +83,11 @@ def register_command(app: typer.Typer) -> None:
         open-loop RATE for DURATION seconds; report the achieved rate, latency percentiles,
         errors and whether every acknowledged prediction was stored. Exit 1 when a request
         failed or an acknowledged prediction is missing."""
+        import asyncio  # noqa: PLC0415 — lazy: fast --help
+
+        from driftline.config import normalize_database_url  # noqa: PLC0415 — lazy: fast --help
+        from driftline.loadtest import LoadtestOptions, run_loadtest  # noqa: PLC0415 — lazy: fast --help
+
         options = LoadtestOptions(
             rate=rate,
             duration=duration,

@@ -9,14 +9,17 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from driftline.cli.common import ExitCode, console, fmt_metric, format_ts, handle_errors, state
-from driftline.loop.controller import (
-    RolloutController,
-    abort_rollout,
-    read_rollout,
-    start_rollout,
+from driftline.cli.common import (
+    ExitCode,
+    JsonFlag,
+    console,
+    err_console,
+    fmt_metric,
+    format_ts,
+    handle_errors,
+    print_json,
+    state,
 )
-from driftline.loop.retrain import retrain
 
 __all__ = ["register_command"]
 
@@ -50,7 +53,10 @@ def _gate_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
-def _show_rollout(rollout: dict[str, Any] | None) -> None:
+def _show_rollout(rollout: dict[str, Any] | None, as_json: bool = False) -> None:
+    if as_json:  # the rollout's record as the store keeps it (null: none has run)
+        print_json(rollout)
+        return
     if rollout is None:
         console.print("no rollout has run yet")
         return
@@ -85,16 +91,19 @@ def register_command(app: typer.Typer) -> None:
             bool, typer.Option(help="Start the rollout (shadow) of a challenger that passes.")
         ] = True,
         seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
+        as_json: JsonFlag = False,
     ) -> None:
         """Train a challenger on the labelled traffic since the drift began plus base data,
         gate it against the champion and (if it passes) start its rollout. Exit code 0 when
         a challenger passed, 3 when it was rejected, 5 when nothing triggered (--if-triggered)."""
+        from driftline.loop.retrain import retrain  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
-            console=console,
+            console=err_console if as_json else console,
             transient=True,
         ) as progress:
             task = progress.add_task("reading the monitor's findings", total=None)
@@ -108,6 +117,27 @@ def register_command(app: typer.Typer) -> None:
                 progress=lambda text: progress.update(task, description=text),
                 start_rollout_on_pass=rollout,
             )
+        if as_json:
+            gate = outcome.gate
+            print_json(
+                {
+                    "trigger": {
+                        "retrain": outcome.trigger.retrain,
+                        "reasons": list(outcome.trigger.reasons),
+                    },
+                    "data": outcome.data,
+                    "challenger_version": outcome.challenger_version,
+                    "gate": None
+                    if gate is None
+                    else {"promote": gate.promote, "reason": gate.reason, "metrics": gate.metrics},
+                    "rollout_started": bool(gate is not None and gate.promote and rollout),
+                }
+            )
+            if gate is None:
+                raise typer.Exit(ExitCode.NOT_TRIGGERED)
+            if not gate.promote:
+                raise typer.Exit(ExitCode.CRITICAL)
+            return
         console.print(
             f"trigger: {'retrain' if outcome.trigger.retrain else 'no retrain'} — "
             f"{'; '.join(outcome.trigger.reasons)}"
@@ -136,10 +166,12 @@ def register_command(app: typer.Typer) -> None:
 
     @rollout_app.command("status")
     @handle_errors
-    def status(ctx: typer.Context) -> None:
+    def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         """The current (or last) rollout with its stages and last verdict."""
+        from driftline.loop.controller import read_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
-        _show_rollout(read_rollout(st.store, st.settings.model_name))
+        _show_rollout(read_rollout(st.store, st.settings.model_name), as_json)
 
     @rollout_app.command("start")
     @handle_errors
@@ -147,13 +179,17 @@ def register_command(app: typer.Typer) -> None:
         ctx: typer.Context,
         version: Annotated[int, typer.Argument(help="Registered version to roll out.")],
         stage: Annotated[str, typer.Option(help="shadow or canary.")] = "shadow",
+        as_json: JsonFlag = False,
     ) -> None:
         """Roll out VERSION by hand (skips the gate)."""
+        from driftline.loop.controller import start_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         _show_rollout(
             start_rollout(
                 st.store, st.registry, st.settings, challenger=version, actor="cli", stage=stage
-            )
+            ),
+            as_json,
         )
 
     @rollout_app.command("abort")
@@ -161,18 +197,38 @@ def register_command(app: typer.Typer) -> None:
     def abort(
         ctx: typer.Context,
         reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "by hand",
+        as_json: JsonFlag = False,
     ) -> None:
         """Withdraw the challenger of the rollout in shadow or canary."""
+        from driftline.loop.controller import abort_rollout  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
-        _show_rollout(abort_rollout(st.store, st.registry, st.settings, actor="cli", reason=reason))
+        _show_rollout(
+            abort_rollout(st.store, st.registry, st.settings, actor="cli", reason=reason), as_json
+        )
 
     @rollout_app.command("step")
     @handle_errors
-    def step(ctx: typer.Context) -> None:
+    def step(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         """Measure the active rollout and apply one verdict (what `serve` does every
         DRIFTLINE_LOOP_INTERVAL_SECONDS), for deployments that run the loop from cron."""
+        from driftline.loop.controller import RolloutController  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         result = RolloutController(st.store, st.registry, st.settings).step()
+        if as_json:  # {verdict: {action, reasons}, rollout: the record after it} or null
+            print_json(
+                None
+                if result is None
+                else {
+                    "verdict": {
+                        "action": result.verdict.action,
+                        "reasons": list(result.verdict.reasons),
+                    },
+                    "rollout": result.state,
+                }
+            )
+            return
         if result is None:
             console.print("no rollout in flight")
             return

@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, fmt_metric, format_ts, handle_errors, state
+from driftline.cli.common import (
+    JsonFlag,
+    console,
+    fmt_metric,
+    format_ts,
+    handle_errors,
+    print_json,
+    state,
+)
 
 __all__ = ["register_command"]
 
@@ -20,10 +28,26 @@ def register_command(app: typer.Typer) -> None:
 
     @models_app.command("list")
     @handle_errors
-    def list_versions(ctx: typer.Context) -> None:
+    def list_versions(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         """Every version with its aliases and holdout metrics."""
         st = state(ctx)
         versions = st.registry.versions()
+        if as_json:
+            print_json(
+                [
+                    {
+                        "version": v.version,
+                        "aliases": list(v.aliases),
+                        "kind": v.kind,
+                        "created": v.created,
+                        "accuracy": v.metrics.get("accuracy"),
+                        "f1_macro": v.metrics.get("f1_macro"),
+                        "cohen_kappa": v.metrics.get("cohen_kappa"),
+                    }
+                    for v in versions
+                ]
+            )
+            return
         if not versions:
             console.print("no versions yet: train one with `driftline train DATA --target COL`")
             return
@@ -84,9 +108,25 @@ def register_command(app: typer.Typer) -> None:
     def history(
         ctx: typer.Context,
         limit: Annotated[int, typer.Option(min=1)] = 50,
+        as_json: JsonFlag = False,
     ) -> None:
         """Alias moves, newest first: who moved what, when and why."""
         moves = state(ctx).registry.history(limit=limit)
+        if as_json:
+            print_json(
+                [
+                    {
+                        "ts": m.ts,
+                        "alias": m.alias,
+                        "from_version": m.from_version,
+                        "to_version": m.to_version,
+                        "actor": m.actor,
+                        "reason": m.reason,
+                    }
+                    for m in moves
+                ]
+            )
+            return
         table = Table(title="Alias history")
         for col in ("time (UTC)", "alias", "from", "to", "actor", "reason"):
             table.add_column(col)

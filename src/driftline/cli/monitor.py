@@ -18,15 +18,8 @@ from driftline.cli.common import (
     handle_errors,
     state,
 )
-from driftline.comparison import compare_datasets
-from driftline.data.dataset import DEFAULT_BATCH_ROWS
-from driftline.drift.decision import DriftPolicy
+from driftline.data.constants import DEFAULT_BATCH_ROWS
 from driftline.durations import parse_duration
-from driftline.monitoring.concept import update_concept
-from driftline.monitoring.html import render_report_html
-from driftline.monitoring.monitor import MonitorOptions, run_monitor
-from driftline.registry import CHAMPION
-from driftline.store import queries
 
 __all__ = ["print_report", "register_command"]
 
@@ -155,6 +148,8 @@ def _compare_files(
 ) -> dict[str, Any]:
     """`driftline.compare_datasets` over two files or datasets: the profiles `compare` builds,
     read batch by batch (or counted on Ray)."""
+    from driftline.comparison import compare_datasets  # noqa: PLC0415 — lazy: fast --help
+
     result = compare_datasets(
         reference,
         current,
@@ -227,6 +222,11 @@ def register_command(app: typer.Typer) -> None:
         1 (error), 2 (usage), 3 (critical), 4 (warning) — usable from cron or CI. Files may
         be larger than memory: they are read in record batches (--engine ray: per block on
         Ray Data)."""
+        from driftline.drift.decision import DriftPolicy  # noqa: PLC0415 — lazy: fast --help
+        from driftline.monitoring.concept import update_concept  # noqa: PLC0415 — lazy: fast --help
+        from driftline.monitoring.monitor import MonitorOptions, run_monitor  # noqa: PLC0415 — lazy: fast --help
+        from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
         if reference is not None or current is not None:
             if reference is None or current is None:
                 raise fail("compare files with both --reference and --current")
@@ -274,6 +274,10 @@ def register_command(app: typer.Typer) -> None:
     ) -> None:
         """Write a self-contained HTML report with Plotly charts: reference vs current
         distribution per feature, drift over time, estimated vs realized accuracy, quality."""
+        from driftline.monitoring.html import render_report_html  # noqa: PLC0415 — lazy: fast --help
+        from driftline.monitoring.monitor import MonitorOptions, run_monitor  # noqa: PLC0415 — lazy: fast --help
+        from driftline.store import queries  # noqa: PLC0415 — lazy: fast --help
+
         st = state(ctx)
         if run:
             body = run_monitor(

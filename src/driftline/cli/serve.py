@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from pydantic import SecretStr
 
 from driftline.cli.common import console, fail, handle_errors, state
-from driftline.config import Settings, check_access
-from driftline.logs import configure_logging
-from driftline.service.app import create_app
-from driftline.service.supervisor import run_workers
-from driftline.store import open_store
+
+if TYPE_CHECKING:
+    from driftline.config import Settings
 
 __all__ = ["register_command", "settings_to_env"]
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """``DRIFTLINE_*`` variables that rebuild ``settings`` in a worker process."""
+    from pydantic import SecretStr  # noqa: PLC0415 — lazy: fast --help
+
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         if value is None:
@@ -75,6 +73,10 @@ def register_command(app: typer.Typer) -> None:
         ] = 8.0,
     ) -> None:
         """Serve the champion over HTTP. Docs at /docs, metrics at /metrics, events at /ws."""
+        from driftline.config import check_access  # noqa: PLC0415 — lazy: fast --help
+        from driftline.logs import configure_logging  # noqa: PLC0415 — lazy: fast --help
+        from driftline.store import open_store  # noqa: PLC0415 — lazy: fast --help
+
         if engine not in ("uvicorn", "ray"):
             raise fail(f"--engine must be 'uvicorn' or 'ray', got {engine!r}")
         st = state(ctx)
@@ -92,7 +94,7 @@ def register_command(app: typer.Typer) -> None:
         # Migrate once here, so several workers never race on the schema.
         open_store(settings.database_url).dispose()
         if engine == "ray":
-            from driftline.on_ray.serve import RayServeOptions, run
+            from driftline.on_ray.serve import RayServeOptions, run  # noqa: PLC0415 — the ray extra
 
             options = RayServeOptions(
                 replicas=replicas,
@@ -117,6 +119,10 @@ def register_command(app: typer.Typer) -> None:
             f"docs at /docs, metrics at /metrics"
         )
         if settings.workers == 1:
+            import uvicorn  # noqa: PLC0415 — lazy: fast --help
+
+            from driftline.service.app import create_app  # noqa: PLC0415 — lazy: fast --help
+
             uvicorn.run(
                 create_app(settings),
                 host=settings.host,
@@ -131,4 +137,6 @@ def register_command(app: typer.Typer) -> None:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         os.environ.update(settings_to_env(settings))
+        from driftline.service.supervisor import run_workers  # noqa: PLC0415 — lazy: fast --help
+
         run_workers(settings)  # native threads per worker, start-up budget, lost workers logged

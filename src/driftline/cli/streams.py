@@ -14,12 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from driftline.cli.common import console, handle_errors, state
-from driftline.logs import configure_logging
-from driftline.monitoring.window import WindowRecorder
-from driftline.registry import Registry
-from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
-from driftline.store import StoreTimeouts, StoreWriter, open_store, record_handlers
-from driftline.streams import StreamConsumer, open_source
 
 __all__ = ["consume", "register_command"]
 
@@ -105,6 +99,13 @@ def consume(
     the output, then ack it (at-least-once delivery, one row per event in the store). Label
     events are stored too. The traffic is profiled for drift monitoring like HTTP traffic.
     SIGTERM or Ctrl-C finishes the batch in hand."""
+    from driftline.logs import configure_logging  # noqa: PLC0415 — lazy: fast --help
+    from driftline.monitoring.window import WindowRecorder  # noqa: PLC0415 — lazy: fast --help
+    from driftline.registry import Registry  # noqa: PLC0415 — lazy: fast --help
+    from driftline.service.metrics import ServiceMetrics, WriterMetricsListener  # noqa: PLC0415 — lazy: fast --help
+    from driftline.store import StoreTimeouts, StoreWriter, open_store, record_handlers  # noqa: PLC0415 — lazy: fast --help
+    from driftline.streams import StreamConsumer, open_source  # noqa: PLC0415 — lazy: fast --help
+
     settings = state(ctx).settings
     if batch_size is not None:
         settings = settings.model_copy(update={"stream_batch_size": batch_size})
@@ -124,7 +125,7 @@ def consume(
     )
     metrics = ServiceMetrics()
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from prometheus_client import start_http_server  # noqa: PLC0415 — only with --metrics-port
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     store = open_store(settings.database_url, timeouts=StoreTimeouts.from_settings(settings))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -16,11 +16,20 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from driftline.cli.common import console, fmt_metric, handle_errors, state
-from driftline.data.io import read_table
-from driftline.models.bundle import ModelBundle
-from driftline.registry import CHAMPION
-from driftline.training import train_model
+from driftline.cli.common import (
+    JsonFlag,
+    console,
+    err_console,
+    fmt_metric,
+    handle_errors,
+    print_json,
+    state,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from driftline.models.bundle import ModelBundle
 
 __all__ = ["metrics_table", "register_command"]
 
@@ -73,15 +82,24 @@ def confusion_table(metrics: dict[str, Any]) -> Table:
 
 
 def run_training(
-    data: Path, target: str, model: str, seed: int, holdout: float, allow_missing: bool
+    data: Path,
+    target: str,
+    model: str,
+    seed: int,
+    holdout: float,
+    allow_missing: bool,
+    progress_console: Console = console,
 ) -> ModelBundle:
+    from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
+    from driftline.training import train_model  # noqa: PLC0415 — lazy: fast --help
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[rows]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=progress_console,
     ) as progress:
         task = progress.add_task(f"reading {data}", total=None, rows="")
         frame = read_table(data)
@@ -131,24 +149,51 @@ def register_command(app: typer.Typer) -> None:
             bool, typer.Option(help="Make the new version champion right away.")
         ] = False,
         register: Annotated[bool, typer.Option(help="Register the model in MLflow.")] = True,
+        as_json: JsonFlag = False,
     ) -> None:
         """Train a classifier on DATA, print holdout metrics, and register it.
 
         The first version of a model becomes champion; later ones wait for `models promote`
         (or --promote).
         """
-        bundle = run_training(data, target, model, seed, holdout, allow_missing)
-        console.print(metrics_table(bundle.metrics))
-        if bundle.metrics.get("per_class"):
-            console.print(per_class_table(bundle.metrics))
-        console.print(confusion_table(bundle.metrics))
-        if not register:
-            return
+        from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
+
+        bundle = run_training(
+            data,
+            target,
+            model,
+            seed,
+            holdout,
+            allow_missing,
+            progress_console=err_console if as_json else console,
+        )
+        if not as_json:
+            console.print(metrics_table(bundle.metrics))
+            if bundle.metrics.get("per_class"):
+                console.print(per_class_table(bundle.metrics))
+            console.print(confusion_table(bundle.metrics))
         st = state(ctx)
-        version = st.registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
-        if promote and st.registry.alias(CHAMPION) != version:
-            st.registry.promote(version, actor="cli", reason="--promote at training")
-        aliases = st.registry.aliases()
+        version: int | None = None
+        aliases: dict[str, int] = {}
+        if register:
+            version = st.registry.register(bundle, actor="cli", reason=f"trained on {data.name}")
+            if promote and st.registry.alias(CHAMPION) != version:
+                st.registry.promote(version, actor="cli", reason="--promote at training")
+            aliases = st.registry.aliases()
+        if as_json:  # the holdout metrics with their per-class rows and confusion matrix
+            print_json(
+                {
+                    "kind": bundle.kind,
+                    "metrics": bundle.metrics,
+                    "model_name": st.settings.model_name,
+                    "version": version,
+                    "aliases": [a for a, v in aliases.items() if v == version],
+                    "champion": aliases.get(CHAMPION),
+                }
+            )
+            return
+        if version is None:
+            return
         where = [a for a, v in aliases.items() if v == version]
         console.print(
             f"[green]registered[/] {st.settings.model_name} version [bold]{version}[/]"

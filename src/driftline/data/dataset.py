@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from driftline.data.constants import DEFAULT_BATCH_ROWS
 from driftline.errors import DataError
 from driftline.schema import FeatureSchema, FeatureSpec
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Dataset", "open_dataset"]
-
-#: Rows per record batch read at a time.
-DEFAULT_BATCH_ROWS = 131_072
 
 _FORMATS: dict[str, Literal["csv", "parquet"]] = {
     ".csv": "csv",
@@ -55,7 +53,7 @@ class Dataset:
 
     def arrow(self) -> pads.Dataset:
         """The ``pyarrow.dataset`` over the files."""
-        import pyarrow.dataset as pads
+        import pyarrow.dataset as pads  # noqa: PLC0415 — pyarrow only when files are read
 
         try:
             return pads.dataset(list(self.paths), format=self.format)
@@ -69,7 +67,7 @@ class Dataset:
     def infer_schema(self, exclude: Sequence[str] = ()) -> FeatureSchema:
         """Feature kinds from the column types: numbers numeric, booleans boolean, the rest
         categorical (as :func:`driftline.schema.infer_schema` decides on a data frame)."""
-        import pyarrow as pa
+        import pyarrow as pa  # noqa: PLC0415 — pyarrow only when files are read
 
         specs = []
         for field in self.arrow().schema:

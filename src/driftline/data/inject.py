@@ -7,25 +7,14 @@ benchmarks and ``driftline demo``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
+from driftline.data.constants import DRIFT_KINDS, DriftKind
 from driftline.errors import ConfigurationError
 
 __all__ = ["DRIFT_KINDS", "DriftKind", "inject_drift"]
-
-DriftKind = Literal[
-    "mean_shift",
-    "variance_change",
-    "new_category",
-    "category_mix",
-    "missing_rate",
-    "outliers",
-    "concept",
-]
-DRIFT_KINDS: tuple[str, ...] = get_args(DriftKind)
 
 
 def inject_drift(

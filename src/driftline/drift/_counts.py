@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from driftline.errors import DataError
+from driftline.profiles import quantile_edges
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -51,8 +52,6 @@ def histograms(reference: Any, current: Any, bins: int) -> tuple[IntArray, IntAr
     Numeric samples are binned at reference quantiles (:func:`driftline.profiles.quantile_edges`,
     open-ended); other samples are counted per value over the union of values.
     """
-    from driftline.profiles import quantile_edges
-
     r, c = present(reference), present(current)
     if len(r) == 0 or len(c) == 0:
         raise DataError("both samples need at least one present value")

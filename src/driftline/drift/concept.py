@@ -443,7 +443,7 @@ class ConceptDriftMonitor:
 
         Error bits fed without labels count for accuracy only.
         """
-        from driftline.performance import RealizedMetrics, realized_metrics
+        from driftline.performance import RealizedMetrics, realized_metrics  # noqa: PLC0415 — metrics only when asked for
 
         error_rate = self.error_rate()
         if error_rate is None:

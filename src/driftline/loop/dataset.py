@@ -198,7 +198,7 @@ def assemble(
 def _smote(train: pd.DataFrame, *, target: str, seed: int) -> tuple[pd.DataFrame, int]:
     """SMOTE-NC over numeric and categorical columns; new rows get ``source = "smote"``."""
     try:
-        from imblearn.over_sampling import SMOTE, SMOTENC
+        from imblearn.over_sampling import SMOTE, SMOTENC  # noqa: PLC0415 — the imbalanced extra
     except ImportError as exc:  # pragma: no cover - the extra is in the dev set
         raise DataError(
             "SMOTE needs imbalanced-learn: pip install 'driftline[imbalanced]'"

@@ -446,7 +446,7 @@ def continue_training_bundle(
         raise ConfigurationError(
             f"version {champion.version} is a {champion.kind!r} model, not an online one"
         )
-    from driftline.training import train_model
+    from driftline.training import train_model  # noqa: PLC0415 — import cycle: training imports this module
 
     result = train_model(
         frame,

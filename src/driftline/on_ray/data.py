@@ -18,7 +18,7 @@ import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from driftline.comparison import Part, Rows
+from driftline.comparison import Part, Rows, _Batched
 from driftline.errors import ConfigurationError, DataError
 from driftline.profiles import DatasetProfile, merge_all
 
@@ -30,7 +30,7 @@ __all__ = ["count_on_ray", "profile_block"]
 
 def _ray() -> Any:
     try:
-        import ray
+        import ray  # noqa: PLC0415 — the ray extra
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         raise ConfigurationError("engine 'ray' needs Ray: pip install 'driftline[ray]'") from exc
     if not ray.is_initialized():
@@ -53,8 +53,6 @@ def count_on_ray(profile: DatasetProfile, part: Part, rows: Rows, what: str) -> 
     A :data:`driftline.comparison.ProfileCounter`: ``profile`` is the empty layout (or a
     window on it); the result is it merged with one profile per block.
     """
-    from driftline.comparison import _Batched
-
     if not isinstance(rows, _Batched):
         raise DataError("engine 'ray' reads files or datasets, not in-memory frames")
     ray = _ray()

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
 import warnings
 from typing import Any
 
@@ -130,7 +132,7 @@ def serve_api() -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            from ray import serve
+            from ray import serve  # noqa: PLC0415 — the ray extra
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         raise ConfigurationError(
             "engine 'ray' needs Ray Serve: pip install 'driftline[ray]'"
@@ -151,7 +153,7 @@ def _api_class() -> type:
         def __serve_build_asgi_app__(self) -> Any:
             # A replica is a dedicated process: its environment is the worker's.
             os.environ.update(self._env)
-            from driftline.service.app import create_app_from_env
+            from driftline.service.app import create_app_from_env  # noqa: PLC0415 — in the replica, once its environment is set
 
             return create_app_from_env()
 
@@ -160,7 +162,7 @@ def _api_class() -> type:
 
 def build_application(settings: Settings, options: RayServeOptions | None = None) -> Any:
     """The Serve application (``serve.run`` it, or use it in a Serve config file)."""
-    from driftline.cli.serve import settings_to_env
+    from driftline.cli.serve import settings_to_env  # noqa: PLC0415 — keeps the CLI (Typer) out of a replica
 
     serve = serve_api()
     chosen = options or RayServeOptions()
@@ -178,7 +180,7 @@ def run(
     With ``blocking`` it returns on ``Ctrl-C``/``SIGTERM`` after a graceful shutdown of the
     application (every replica drains its writer).
     """
-    import ray
+    import ray  # noqa: PLC0415 — the ray extra
 
     serve = serve_api()
     if not ray.is_initialized():
@@ -187,9 +189,6 @@ def run(
     serve.run(build_application(settings, options), name=APP_NAME, route_prefix="/")
     if not blocking:
         return
-    import signal
-    import threading
-
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

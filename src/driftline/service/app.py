@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import driftline
 from driftline.config import Settings, check_access
+from driftline.logs import configure_logging
 from driftline.registry import Registry
 from driftline.service.context import RequestContextMiddleware
 from driftline.service.edge import HeaderCheckMiddleware
@@ -40,6 +41,7 @@ from driftline.service.routes import (
 )
 from driftline.service.runtime import ServingRuntime
 from driftline.store import Store
+from driftline.tracing import configure_tracing
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -150,9 +152,6 @@ def create_app(
 def create_app_from_env() -> Any:
     """Factory for ``uvicorn --factory``: settings from ``DRIFTLINE_*`` variables."""
     settings = Settings()
-    from driftline.logs import configure_logging
-    from driftline.tracing import configure_tracing
-
     configure_logging(settings)
     configure_tracing(settings)
     return create_app(settings)

@@ -372,7 +372,7 @@ def checkpoint_bundle(
         evaluation[f"{PROBA_PREFIX}{c}"] = proba[:, j]
     saved.evaluation = evaluation
     if bundle.monitoring is not None and bundle.reference is not None:
-        from driftline.monitoring.reference import MonitoringReference, build_reference
+        from driftline.monitoring.reference import MonitoringReference, build_reference  # noqa: PLC0415 — monitoring/ loads the store
 
         rebuilt = build_reference(saved)
         rebuilt.features = MonitoringReference.from_dict(bundle.monitoring).features

@@ -21,7 +21,7 @@ from driftline.alerts.config import AlertsConfig, load_alerts_config
 from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
 from driftline.drift.decision import DriftPolicy
-from driftline.errors import OverloadedError, PredictionError
+from driftline.errors import OverloadedError, PredictionError, ValidationError
 from driftline.logs import current_request_id, new_request_id
 from driftline.loop.controller import ACTIVE_STAGES, STAGE_CODE, RolloutController, read_rollout
 from driftline.loop.rollout import canary_routes
@@ -519,7 +519,7 @@ class ServingRuntime:
 
     def loop_job(self) -> dict[str, Any] | None:
         """The closed loop, once: advance an active rollout, else retrain if triggered."""
-        from driftline.loop.retrain import retrain
+        from driftline.loop.retrain import retrain  # noqa: PLC0415 — the training stack on the first loop run
 
         # The leader's own recent traffic counts too: write its buckets and log first.
         self.flush_buckets()
@@ -658,8 +658,6 @@ def validate_records(
     endpoint: str,
 ) -> list[dict[str, Any]]:
     """Validate every record against the schema; raise naming every bad field of every row."""
-    from driftline.errors import ValidationError
-
     clean: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for raw, loc in zip(features, locs, strict=True):

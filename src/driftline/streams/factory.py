@@ -39,7 +39,7 @@ def open_source(
     scheme = (url or "redis://").split("://", 1)[0]
     if scheme == "kafka":
         try:
-            from driftline.streams.kafka_source import KafkaSource
+            from driftline.streams.kafka_source import KafkaSource  # noqa: PLC0415 — the kafka extra
         except ImportError as exc:  # pragma: no cover - the dev install has the extra
             raise ConfigurationError(
                 "Kafka needs the optional extra: pip install 'driftline[kafka]'"

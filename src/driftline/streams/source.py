@@ -190,9 +190,9 @@ def decode_label(event: StreamEvent) -> tuple[dict[str, str] | None, list[dict[s
     (the label in its canonical text), or the errors that make it unusable, checked as
     ``POST /labels`` checks a label. A label that reads as a JSON number or boolean is one
     (``"1.0"`` is the class ``1``), as in a JSON body."""
-    from pydantic import ValidationError as PydanticValidationError
+    from pydantic import ValidationError as PydanticValidationError  # noqa: PLC0415 — label events only: keeps the service layer out
 
-    from driftline.service.schemas import LabelIn
+    from driftline.service.schemas import LabelIn  # noqa: PLC0415 — label events only: keeps the service layer out
 
     body: dict[str, Any] = {
         k: event.fields[k] for k in ("request_id", "label") if k in event.fields

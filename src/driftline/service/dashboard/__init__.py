@@ -70,7 +70,7 @@ def asset_path(name: str) -> Path:
 
 def index_html() -> str:
     """The page, with the Plotly version in its script URL (so a new Plotly is a new URL)."""
-    import plotly
+    import plotly  # noqa: PLC0415 — Plotly only when the page is served
 
     page = asset_path("index.html").read_text(encoding="utf-8")
     return page.replace("{{plotly_version}}", str(plotly.__version__))
@@ -88,7 +88,7 @@ class PlotlyJs:
 @functools.cache
 def plotly_js() -> PlotlyJs:
     """Plotly's bundled ``plotly.min.js`` (read and compressed once per process)."""
-    import plotly
+    import plotly  # noqa: PLC0415 — Plotly only when the page is served
 
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     raw = path.read_bytes()
@@ -110,7 +110,7 @@ async def read_rollout(app: ASGIApp, *, timeout: float = 5.0) -> dict[str, Any] 
     of the browser's console."""
     if not _has_route(app, "/rollout"):
         return None
-    import httpx
+    import httpx  # noqa: PLC0415 — httpx only for apps with /rollout
 
     transport = httpx.ASGITransport(app=app)
     try:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
+from driftline.errors import ValidationError
 from driftline.registry import CHAMPION
 from driftline.service.deps import AdminDep, RuntimeDep
 from driftline.service.schemas import (
@@ -74,8 +75,6 @@ async def reload_model(_admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
 @router.post("/models/promote", response_model=AliasMoveResponse, responses=ADMIN)
 async def promote(body: AliasMoveRequest, _admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Make ``version`` the champion (recorded in the alias history and the audit log)."""
-    from driftline.errors import ValidationError
-
     if body.version is None:
         raise ValidationError(
             [{"loc": ["body", "version"], "msg": "version is required", "type": "missing"}]

@@ -41,7 +41,7 @@ def _wants_html(request: Request, format: str | None) -> bool:
 
 
 def _page(row: queries.ReportRow, session: Any, model_name: str) -> HTMLResponse:
-    from driftline.monitoring.html import render_report_html  # Plotly only when asked for
+    from driftline.monitoring.html import render_report_html  # noqa: PLC0415 — Plotly only when asked for
 
     history = queries.list_reports(session=session, model_name=model_name, limit=HTML_HISTORY)
     body = {**row.body, "id": row.id}
