@@ -28,8 +28,9 @@ from driftline.cli import app
 from driftline.config import Settings
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store
-from tests.promtools import PrometheusServer, free_port, require_binary, run_promtool
 from tests.streams.conftest import REDIS_URL
+from tests.support.promtools import PrometheusServer, require_binary, run_promtool
+from tests.support.servers import free_port
 
 runner = CliRunner()
 HOST_GAUGES = (

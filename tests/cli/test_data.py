@@ -17,7 +17,7 @@ from driftline.data.synthetic import TARGET, generate_loans
 from driftline.models.bundle import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store
-from tests.servers import serve_subprocess
+from tests.support.servers import serve_subprocess
 
 runner = CliRunner()
 

@@ -15,8 +15,7 @@ from typing import Any
 import typer
 
 from driftline.cli import app
-from tests.deploytools import DEPLOY, parse_command
-from tests.test_deploy_kubernetes import _sh_commands, driftline_argv
+from tests.deploy.deploytools import DEPLOY, cron_shell_commands, driftline_argv, parse_command
 
 DAGS = DEPLOY / "airflow" / "driftline_dags.py"
 
@@ -59,4 +58,4 @@ def test_every_dag_command_parses_and_matches_the_cronjobs() -> None:
     for command in commands:
         parse_command(group, driftline_argv(command), name="driftline")
     # the same commands, with the same exit-code mapping, as the Kubernetes CronJobs
-    assert commands == set(_sh_commands().values())
+    assert commands == set(cron_shell_commands().values())

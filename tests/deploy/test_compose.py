@@ -30,9 +30,17 @@ import yaml
 from driftline.cli import app
 from driftline.data.synthetic import TARGET, generate_loans
 from tests.conftest import PG_ADMIN_URL
-from tests.deploytools import DEPLOY, ROOT, interpolate, parse_command
-from tests.promtools import free_port, require_binary
-from tests.test_deploy_image import exec_form, stages
+from tests.deploy.deploytools import (
+    DEPLOY,
+    ROOT,
+    exec_form,
+    interpolate,
+    parse_command,
+    stages,
+    uvicorn_graceful_seconds,
+)
+from tests.support.promtools import require_binary
+from tests.support.servers import free_port
 
 COMPOSE = DEPLOY / "compose.yaml"
 TOKENS = {
@@ -362,9 +370,8 @@ def test_the_stop_grace_period_covers_the_graceful_stop(
     import inspect
 
     from driftline.store import StoreWriter
-    from tests.test_deploy_kubernetes import _uvicorn_graceful_seconds
 
-    needed = _uvicorn_graceful_seconds(tmp_path, monkeypatch) + (
+    needed = uvicorn_graceful_seconds(tmp_path, monkeypatch) + (
         inspect.signature(StoreWriter.stop).parameters["timeout"].default
     )
     for name in ("api-1", "api-2", "scheduler"):

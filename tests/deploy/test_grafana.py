@@ -7,16 +7,20 @@ needs the ``prometheus`` binary (skips without it on a laptop, fails without it 
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
-from tests.promtools import (
+from tests.deploy.deploytools import (
+    DASHBOARD,
+    GRAFANA,
+    all_panels,
+    load_dashboard,
+    substitute_variables,
+)
+from tests.support.promtools import (
     DEPLOY,
     PrometheusServer,
     family_name,
@@ -25,47 +29,16 @@ from tests.promtools import (
     unknown_series,
 )
 
-GRAFANA = DEPLOY / "grafana"
-DASHBOARD = GRAFANA / "dashboards" / "driftline.json"
 DATASOURCE_UID = "driftline-prometheus"
 
-# What Grafana substitutes before a query reaches Prometheus (values that keep it valid PromQL).
-GRAFANA_VARIABLES = {
-    "$__rate_interval": "30s",
-    "$__interval": "30s",
-    "$__range": "1h",
-    "$job": ".+",
-    "$feature": ".+",
-}
-
-
-def _dashboard() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return data
-
-
-def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every panel, including those inside collapsed rows."""
-    for panel in panels:
-        yield panel
-        yield from _panels(panel.get("panels", []))
-
-
-def panel_queries() -> list[tuple[str, str]]:
-    """``(panel title, PromQL)`` of every panel query."""
-    return [
-        (panel["title"], target["expr"])
-        for panel in _panels(_dashboard()["panels"])
-        for target in panel.get("targets", [])
-    ]
 
 
 def dashboard_queries() -> dict[str, str]:
     """Every PromQL expression of the dashboard (panels, annotations, variables), keyed by
     where it is."""
-    board = _dashboard()
+    board = load_dashboard()
     out: dict[str, str] = {}
-    for panel in _panels(board["panels"]):
+    for panel in all_panels(board["panels"]):
         for target in panel.get("targets", []):
             out[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
     for note in board["annotations"]["list"]:
@@ -77,13 +50,6 @@ def dashboard_queries() -> dict[str, str]:
             assert match, var["query"]
             out[f"variable {var['name']}"] = match.group(1)
     return out
-
-
-def substitute_variables(expr: str) -> str:
-    for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
-        expr = expr.replace(name, GRAFANA_VARIABLES[name])
-    assert "$" not in expr, f"unknown Grafana variable in {expr}"
-    return expr
 
 
 def test_every_metric_on_the_dashboard_is_exported() -> None:
@@ -129,9 +95,9 @@ def test_dashboard_covers_the_promised_signals() -> None:
 
 
 def test_panels_are_well_formed_and_do_not_overlap() -> None:
-    board = _dashboard()
+    board = load_dashboard()
     assert board["uid"] and board["title"] and board["schemaVersion"] >= 36
-    panels = list(_panels(board["panels"]))
+    panels = list(all_panels(board["panels"]))
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     taken: set[tuple[int, int]] = set()
@@ -161,7 +127,7 @@ def test_provisioning_and_compose_agree() -> None:
     (source,) = sources["datasources"]
     assert source["type"] == "prometheus" and source["uid"] == DATASOURCE_UID
     assert source["isDefault"] is True  # the dashboard's $datasource variable starts on it
-    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+    variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
 

@@ -15,7 +15,6 @@ dependency satisfied and installs only the wheel, and ``import driftline`` comes
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -25,62 +24,16 @@ import sys
 import sysconfig
 import time
 import venv
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from dockerfile_parse import DockerfileParser
 
-from tests.promtools import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = ROOT / "Dockerfile"
+from tests.deploy.deploytools import DOCKERFILE, ROOT, exec_form, final_env, stages
+from tests.support.servers import free_port
 
 #: Tokens the access-control settings read; the image takes them from the environment only.
 TOKEN_VARIABLES = ("DRIFTLINE_ADMIN_TOKEN", "DRIFTLINE_LABELS_TOKEN", "DRIFTLINE_READ_TOKEN")
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def values(self, instruction: str) -> list[str]:
-        return [v for i, v in self.instructions if i == instruction]
-
-    def args(self) -> dict[str, str]:
-        out = {}
-        for value in self.values("ARG"):
-            name, _, default = value.partition("=")
-            out[name] = default.strip('"')
-        return out
-
-
-def stages() -> list[Stage]:
-    parser = DockerfileParser(path=str(DOCKERFILE))
-    out: list[Stage] = []
-    for item in parser.structure:
-        instruction, value = item["instruction"], item["value"]
-        if instruction == "FROM":
-            words = value.split()
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            out.append(Stage(base=words[0], name=name))
-        elif instruction != "COMMENT" and out:
-            out[-1].instructions.append((instruction, value))
-    return out
-
-
-def final_env() -> dict[str, str]:
-    envs: dict[str, str] = DockerfileParser(path=str(DOCKERFILE)).envs
-    return envs
-
-
-def exec_form(value: str) -> list[str]:
-    words = json.loads(value)
-    assert isinstance(words, list) and all(isinstance(w, str) for w in words), value
-    return words
 
 
 def healthcheck_command() -> list[str]:

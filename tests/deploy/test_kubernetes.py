@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -17,42 +16,25 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import typer
-import yaml
-from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.store import StoreWriter
-from tests.deploytools import DEPLOY, parse_command
-from tests.test_deploy_image import final_env, stages
+from tests.deploy.deploytools import (
+    KUBERNETES,
+    cron_shell_commands,
+    driftline_argv,
+    final_env,
+    kustomization,
+    manifests,
+    one,
+    parse_command,
+    pod_spec,
+    stages,
+    uvicorn_graceful_seconds,
+)
 
-KUBERNETES = DEPLOY / "kubernetes"
 #: The Kubernetes version the manifests are written for and validated against.
 KUBERNETES_VERSION = "1.33.0"
-
-
-def kustomization() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
-    return data
-
-
-def manifests() -> list[dict[str, Any]]:
-    docs = []
-    for name in kustomization()["resources"]:
-        docs.extend(d for d in yaml.safe_load_all((KUBERNETES / name).read_text()) if d)
-    return docs
-
-
-def one(kind: str, name: str | None = None) -> dict[str, Any]:
-    (doc,) = (d for d in manifests() if d["kind"] == kind and name in (None, d["metadata"]["name"]))
-    return doc
-
-
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
-    spec = doc["spec"]
-    if doc["kind"] == "CronJob":
-        spec = spec["jobTemplate"]["spec"]
-    result: dict[str, Any] = spec["template"]["spec"]
-    return result
 
 
 def validate(doc: dict[str, Any]) -> str:
@@ -147,15 +129,6 @@ def test_probes_ports_selectors_and_the_image_agree() -> None:
             assert refs == {one("ConfigMap")["metadata"]["name"], one("Secret")["metadata"]["name"]}
 
 
-def _uvicorn_graceful_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
-    """What `driftline serve` passes uvicorn as its graceful-shutdown timeout."""
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr("driftline.cli.serve.uvicorn.run", lambda *a, **kw: seen.update(kw))
-    result = CliRunner().invoke(app, ["--home", str(tmp_path), "serve", "--port", "0"])
-    assert result.exit_code == 0, result.output
-    return float(seen["timeout_graceful_shutdown"])
-
-
 def test_the_graceful_stop_fits_the_termination_grace_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,26 +137,11 @@ def test_the_graceful_stop_fits_the_termination_grace_period(
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     drain = inspect.signature(StoreWriter.stop).parameters["timeout"].default
-    needed = float(pre_stop[1]) + _uvicorn_graceful_seconds(tmp_path, monkeypatch) + drain
+    needed = float(pre_stop[1]) + uvicorn_graceful_seconds(tmp_path, monkeypatch) + drain
     assert spec["terminationGracePeriodSeconds"] >= needed
     # the readiness probe takes a stopping pod out within the preStop sleep
     ready = container["readinessProbe"]
     assert ready["periodSeconds"] * ready["failureThreshold"] <= float(pre_stop[1])
-
-
-def _sh_commands() -> dict[str, str]:
-    return {
-        doc["metadata"]["name"]: pod_spec(doc)["containers"][0]["args"][0]
-        for doc in manifests()
-        if doc["kind"] == "CronJob"
-    }
-
-
-def driftline_argv(shell: str) -> list[str]:
-    """The driftline command line at the start of a ``cmd || test`` shell snippet."""
-    words = shlex.split(shell.split("||", maxsplit=1)[0])
-    assert words[0] == "driftline", shell
-    return words[1:]
 
 
 def test_every_command_parses_with_the_cli() -> None:
@@ -191,10 +149,10 @@ def test_every_command_parses_with_the_cli() -> None:
     for doc in manifests():
         if doc["kind"] in {"Deployment", "Job"}:
             parse_command(group, pod_spec(doc)["containers"][0]["args"], name="driftline")
-    for name, shell in _sh_commands().items():
+    for name, shell in cron_shell_commands().items():
         assert pod_spec(one("CronJob", name))["containers"][0]["command"] == ["sh", "-c"]
         parse_command(group, driftline_argv(shell), name="driftline")
-    assert {tuple(driftline_argv(s)[:2]) for s in _sh_commands().values()} == {
+    assert {tuple(driftline_argv(s)[:2]) for s in cron_shell_commands().values()} == {
         ("check", "--window"),
         ("rollout", "step"),
         ("retrain", "--if-triggered"),
@@ -221,7 +179,7 @@ def test_cronjob_shell_maps_findings_to_success(
     stub = tmp_path / "driftline"
     stub.write_text('#!/bin/sh\nexit "$STUB_EXIT"\n')
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
-    shell = _sh_commands()[cronjob]
+    shell = cron_shell_commands()[cronjob]
     for code, expected in exit_codes.items():
         env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
         env["STUB_EXIT"] = str(code)

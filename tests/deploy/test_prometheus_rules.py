@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.promtools import DEPLOY, require_binary, run_promtool, series_names, unknown_series
+from tests.support.promtools import (
+    DEPLOY,
+    require_binary,
+    run_promtool,
+    series_names,
+    unknown_series,
+)
 
 PROMETHEUS = DEPLOY / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"

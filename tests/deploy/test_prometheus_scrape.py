@@ -20,16 +20,16 @@ from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.service.metrics import ServiceMetrics
 from driftline.store import open_store
-from tests.promtools import (
+from tests.deploy.deploytools import panel_queries, substitute_variables
+from tests.support.promtools import (
     DEPLOY,
     PrometheusServer,
     family_name,
     require_binary,
     run_promtool,
 )
-from tests.servers import serve_subprocess
-from tests.test_api import row
-from tests.test_grafana import panel_queries, substitute_variables
+from tests.support.records import row
+from tests.support.servers import serve_subprocess
 
 # Dashboard panels that have data as soon as a service answers /predict.
 LIVE_PANELS = {

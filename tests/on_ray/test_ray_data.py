@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 import driftline
-from tests.test_datasets import assert_same_comparison, dataset_rows, write_parts
+from tests.support.datasets import assert_same_comparison, dataset_rows, write_parts
 
 
 def test_ray_counts_every_block_as_the_single_process_path(ray_local: Any, tmp_path: Path) -> None:

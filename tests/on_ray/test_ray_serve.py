@@ -14,8 +14,8 @@ from driftline.config import Settings
 from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store, queries
-from tests.test_api import row
-from tests.test_outage import _free_port
+from tests.support.records import row
+from tests.support.servers import free_port
 
 #: Upper bound of every wait below (a busy machine may be slow; nothing asserts a latency).
 PATIENCE = 120.0
@@ -64,7 +64,7 @@ def test_two_replicas_share_the_store_follow_promotions_and_lose_nothing_acknowl
 
     serve = serve_api()
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     shared = settings.model_copy(
         update={
@@ -205,7 +205,7 @@ def test_cli_serve_engine_ray_serves_and_drains_on_sigterm(
 
     store = open_store(settings.database_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

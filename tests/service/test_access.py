@@ -30,8 +30,8 @@ from driftline.service import create_app
 from driftline.service import deps as deps_module
 from driftline.service.deps import Permission, granted, subprotocol_token
 from driftline.store import open_store
-from tests.promtools import free_port
-from tests.test_api import row
+from tests.support.records import row
+from tests.support.servers import free_port
 
 ADMIN = "admin-token-0123456789"
 LABELS = "labels-token-0123456789"

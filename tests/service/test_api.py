@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,18 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from driftline.config import Settings
-from driftline.data import generate_loans
 from driftline.models import ModelBundle
 from driftline.registry import CHAMPION, Registry
 from driftline.service import create_app
 from driftline.service.runtime import ServingRuntime
 from driftline.store import open_store
-
-
-def row(i: int = 0) -> dict[str, Any]:
-    frame = generate_loans(50, seed=21, with_target=False)
-    record = frame.iloc[i % 50].to_dict()
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+from tests.support.records import row
 
 
 @pytest.fixture

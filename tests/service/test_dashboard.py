@@ -33,11 +33,11 @@ from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
 from driftline.service.dashboard import read_rollout, traffic_state
 from driftline.store import open_store, queries
-from tests.promtools import in_ci
-from tests.servers import serve_subprocess
-from tests.test_api import row
+from tests.support.promtools import in_ci
+from tests.support.records import row
+from tests.support.servers import serve_subprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 ADMIN = {"Authorization": "Bearer dash-token-000001"}

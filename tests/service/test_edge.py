@@ -416,7 +416,7 @@ def test_text_postgresql_refuses_is_a_422_in_queries_and_admin_bodies(
 def test_the_readme_states_the_limits_the_code_applies() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("\n### Limits at the edge\n", 1)[1].split("\n## ", 1)[0]
     assert f"1 to {MAX_REQUEST_ID_LENGTH} visible ASCII characters" in section
     assert f"at most {MAX_TEXT_LENGTH:,} characters" in section

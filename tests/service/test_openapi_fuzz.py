@@ -34,7 +34,7 @@ from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store
 from tests.conftest import PG_ADMIN_URL, pg_problem
-from tests.servers import serve_subprocess
+from tests.support.servers import serve_subprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

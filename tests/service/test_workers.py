@@ -21,8 +21,8 @@ from driftline.config import Settings
 from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store, queries
-from tests.test_api import row
-from tests.test_outage import _free_port, _wait_ready
+from tests.support.records import row
+from tests.support.servers import free_port, wait_ready
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_two_workers_share_state_and_converge_on_alias_moves(
     registry = Registry.from_settings(settings, store)
     registry.register(trained_bundle, actor="test")
     registry.register(trained_bundle, actor="test")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -49,7 +49,7 @@ def test_two_workers_share_state_and_converge_on_alias_moves(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(url, proc, timeout=90)
+        wait_ready(url, proc, timeout=90)
         with httpx.Client(base_url=url, timeout=5) as client:
             workers = set()
             for i in range(80):
@@ -101,7 +101,7 @@ def _slow_start_env(folder: Path, seconds: float) -> dict[str, str]:
 def _serve_workers(
     settings: Settings, env_extra: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DRIFTLINE_HOME": str(settings.home), **env_extra}
     env.pop("DRIFTLINE_THREADS_PER_WORKER", None)  # the default budget (the suite sets 1)
     with open(settings.home / "serve.log", "ab") as log:
@@ -138,7 +138,7 @@ def test_workers_that_import_slowly_start_and_each_limits_its_native_threads(
     proc, url = _serve_workers(settings, _slow_start_env(tmp_path / "slow", 12))
     expected = max(1, joblib.cpu_count() // 2)
     try:
-        _wait_ready(url, proc, timeout=180)
+        wait_ready(url, proc, timeout=180)
         reports: dict[str, dict[str, Any]] = {}
         for _ in range(200):  # fresh connections, so the kernel spreads them over workers
             health = httpx.get(f"{url}/health", timeout=10).json()

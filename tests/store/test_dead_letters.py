@@ -27,8 +27,8 @@ from driftline.store import Store, StoreWriter, open_store, queries, record_hand
 from driftline.store.spill import SpillLog
 from driftline.store.tables import DeadLetter, Label, Prediction
 from driftline.store.writer import error_text, is_record_error
-from tests.test_api import row as features_row
-from tests.test_store import prediction
+from tests.support.records import prediction
+from tests.support.records import row as features_row
 
 GOOD = 1_000
 

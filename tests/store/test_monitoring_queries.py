@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftline.store import Store, queries
-from tests.test_store import prediction
+from tests.support.records import prediction
 
 
 def bucket(

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,8 +16,9 @@ from driftline.registry import Registry
 from driftline.service import create_app
 from driftline.store import open_store
 from driftline.store.tables import Label, Prediction
-from tests.tcpproxy import TcpProxy
-from tests.test_api import row
+from tests.support.records import row
+from tests.support.servers import free_port, serve_process, wait_ready
+from tests.support.tcpproxy import TcpProxy
 
 
 async def _traffic(
@@ -92,47 +89,6 @@ def test_postgres_outage_loses_nothing_acknowledged(
     assert not list(settings.spill_dir.glob("spill-*.jsonl"))
 
 
-def _serve(
-    home: Path, db_url: str, port: int, env_extra: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DRIFTLINE_HOME": str(home),
-        "DRIFTLINE_DATABASE_URL": db_url,
-        "DRIFTLINE_FLUSH_INTERVAL_SECONDS": "0.5",
-        **env_extra,
-    }
-    with open(home / f"serve-{port}.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "driftline", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}; see serve-*.log")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server not ready in time")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_kill_9_loses_at_most_the_flush_interval_and_spill_replays_on_restart(
@@ -144,12 +100,12 @@ def test_kill_9_loses_at_most_the_flush_interval_and_spill_replays_on_restart(
     proxied = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     store = open_store(pg_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve(settings.home, proxied, port, {})
+    proc = serve_process(settings.home, proxied, port, {})
     acked: list[str] = []
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         with httpx.Client(base_url=url, timeout=5) as client:
             for i in range(60):
                 r = client.post("/predict", json={"features": row(i), "request_id": f"k-{i}"})
@@ -166,9 +122,9 @@ def test_kill_9_loses_at_most_the_flush_interval_and_spill_replays_on_restart(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         proxy.restore()
-        restarted = _serve(settings.home, pg_url, port, {})
+        restarted = serve_process(settings.home, pg_url, port, {})
         try:
-            _wait_ready(url, restarted)
+            wait_ready(url, restarted)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 with store.sessions() as session:

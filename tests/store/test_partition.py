@@ -28,11 +28,11 @@ from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store
 from driftline.store.tables import Label, Prediction
-from tests.tcpproxy import TcpProxy
-from tests.test_api import row
-from tests.test_outage import _free_port, _serve, _wait_ready
+from tests.support.records import row
+from tests.support.servers import free_port, serve_process, wait_ready
+from tests.support.tcpproxy import TcpProxy
 
-FLUSH_INTERVAL = 0.5  # what _serve configures
+FLUSH_INTERVAL = 0.5  # what serve_process configures
 PARTITION = 15.0
 SIGNAL_AT = 10.0
 QUIET = 3.0  # > 4 flush intervals without traffic before kill -9
@@ -120,13 +120,13 @@ def test_silent_partition_loses_no_acknowledged_record(
     store = open_store(pg_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve(settings.home, proxied, port, {})
+    proc = serve_process(settings.home, proxied, port, {})
     restarted = None
     traffic = Traffic(url, "p")
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         traffic.start()
         time.sleep(2.0)
         before = len(traffic.acked)
@@ -163,8 +163,8 @@ def test_silent_partition_loses_no_acknowledged_record(
         time.sleep(max(0.0, partition_start + PARTITION - time.monotonic()))
         proxy.restore()
 
-        restarted = _serve(settings.home, proxied, port, {})
-        _wait_ready(url, restarted)
+        restarted = serve_process(settings.home, proxied, port, {})
+        wait_ready(url, restarted)
         acked = set(traffic.acked)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -19,24 +19,7 @@ from driftline.store import (
     upgrade,
 )
 from driftline.store.tables import Base
-
-
-def prediction(rid: str, ts: float, version: int = 1, **extra: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "request_id": rid,
-        "ts": ts,
-        "model_name": "m",
-        "model_version": version,
-        "variant": "champion",
-        "source": "api",
-        "features": {"x": 1.0, "c": "a"},
-        "prediction": "1",
-        "probabilities": {"0": 0.25, "1": 0.75},
-        "confidence": 0.75,
-        "latency_ms": 1.5,
-    }
-    row.update(extra)
-    return row
+from tests.support.records import prediction
 
 
 def test_migrations_match_the_tables(store: Store) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from driftline.store import Store, StoreWriter, WriterListener, claim_spill_files, queries
 from driftline.store.spill import SpillLog
-from tests.test_store import prediction
+from tests.support.records import prediction
 
 
 class FlakyStore:

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from driftline.service.metrics import ServiceMetrics
+from tests.support.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 INSTALL_HINT = "install the Debian package prometheus (.ci/install-debian-packages)"
 
@@ -40,14 +41,6 @@ def require_binary(name: str) -> str:
     if in_ci():
         pytest.fail(f"{reason} (required because CI is set)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_promtool(promtool: str, *args: str, stdin: bytes | None = None) -> str:
