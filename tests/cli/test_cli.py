@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.config import Settings
 from driftline.data import generate_loans
+from driftline.loop import GatePolicy, RolloutPolicy, SloPolicy, TriggerPolicy
 from driftline.store import open_store, queries
 
 runner = CliRunner()
@@ -149,3 +152,54 @@ def test_tables_are_not_cut_when_piped_and_exit_codes_do_not_collide(tmp_path: P
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert usage.returncode == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [
+        ("DRIFTLINE_GATE_MAX_LATENCY_RATIO", "0.5", ["retrain", "--force"]),
+        ("DRIFTLINE_GATE_MIN_GAIN", "2", ["retrain", "--force"]),
+        ("DRIFTLINE_CANARY_SHARE", "1.5", ["rollout", "step"]),
+        ("DRIFTLINE_SLO_MAX_ERROR_RATE", "-0.1", ["rollout", "step"]),
+    ],
+)
+def test_a_bad_gate_or_rollout_setting_is_a_clear_error_not_a_traceback(
+    settings: Settings, variable: str, value: str, args: list[str]
+) -> None:
+    """The commands that build the gate and rollout policies refuse a bad value with a message
+    naming the setting and the driftline error exit code."""
+    from driftline.cli.common import ExitCode
+
+    result = runner.invoke(app, ["--home", str(settings.home), *args], env={variable: value})
+    assert result.exit_code == ExitCode.ERROR, result.output
+    assert "bad configuration" in result.output
+    assert variable.removeprefix("DRIFTLINE_").lower() in result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit, not an escaped exception
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: GatePolicy(max_latency_ratio=0.5), "max_latency_ratio must be >= 1, got 0.5"),
+        (lambda: RolloutPolicy(canary_share=1.5), r"canary_share must be in (0, 1), got 1.5"),
+        (lambda: SloPolicy(noise_z=-1), "noise_z must be >= 0, got -1"),
+        (lambda: TriggerPolicy(min_new_labels=0), "min_new_labels must be >= 1, got 0"),
+    ],
+)
+def test_a_policy_refusal_inside_a_command_is_one_line(
+    build: Callable[[], object], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The policies raise a driftline error, so a command that builds one with a bad value
+    (settings made without validation, a library caller) ends on one line and exit code 1."""
+    from driftline.cli.common import ExitCode, handle_errors
+
+    @handle_errors
+    def command() -> None:
+        build()
+
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == ExitCode.ERROR
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
