@@ -88,7 +88,8 @@ def test_model_thread_and_job_threads_apply_the_budget() -> None:
 
     # OpenMP (scikit-learn's gradient boosting) is limited per thread, so these threads must
     # apply the budget themselves. BLAS pools are process-wide and sized by the environment
-    # before workers spawn: tests/service/test_workers.py checks every pool in real worker processes.
+    # before workers spawn: tests/service/test_workers.py checks every pool in real worker
+    # processes.
     pools = asyncio.run(model_thread_pools())
     assert _openmp(pools) == {1}, pools
 

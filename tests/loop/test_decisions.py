@@ -206,7 +206,9 @@ def test_gate_minimum_gain() -> None:
 
 
 def test_gate_policy_validation() -> None:
-    with pytest.raises(ConfigurationError, match=r"min_gains must have one value per metric \(2\), got 1"):
+    with pytest.raises(
+        ConfigurationError, match=r"min_gains must have one value per metric \(2\), got 1"
+    ):
         GatePolicy(min_gains=(0.1,))
     with pytest.raises(ConfigurationError, match=r"max_latency_ratio must be >= 1, got 0\.5"):
         GatePolicy(max_latency_ratio=0.5)
