@@ -138,7 +138,7 @@ def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
 def uvicorn_graceful_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
     """What `driftline serve` passes uvicorn as its graceful-shutdown timeout."""
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("driftline.cli.serve.uvicorn.run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: seen.update(kw))
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "serve", "--port", "0"])
     assert result.exit_code == 0, result.output
     return float(seen["timeout_graceful_shutdown"])
