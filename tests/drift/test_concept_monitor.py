@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from driftline.drift import ADWIN, ConceptDriftMonitor
-from driftline.drift.concept import increase_p_value
+from driftline.drift.concept_monitor import increase_p_value
 from driftline.errors import ConfigurationError, DataError
 
 

@@ -26,7 +26,7 @@ from driftline.registry import CHAMPION, Registry
 from driftline.schema import FeatureSchema, infer_schema
 from driftline.service import create_app
 from driftline.service import online as online_module
-from driftline.service.online import state_key
+from driftline.service.online_learning import state_key
 from driftline.service.runtime import ServingRuntime
 from driftline.store import open_store, queries
 from driftline.training import train_model

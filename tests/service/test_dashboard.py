@@ -31,7 +31,7 @@ from driftline.data.synthetic import TARGET, generate_loans
 from driftline.models import ModelBundle
 from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
-from driftline.service.dashboard import read_rollout, traffic_state
+from driftline.service.dashboard_page import read_rollout, traffic_state
 from driftline.store import open_store, queries
 from tests.support.promtools import in_ci
 from tests.support.records import row
