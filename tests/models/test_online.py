@@ -21,15 +21,14 @@ from driftline.config import Settings
 from driftline.data import generate_loans
 from driftline.errors import ConfigurationError, DataError, RegistryError
 from driftline.models import ARFModel, Model, ModelBundle, OnlineModel, continue_training
-from driftline.models.online import continue_training_bundle
 from driftline.registry import CHAMPION, Registry
 from driftline.schema import FeatureSchema, infer_schema
 from driftline.service import create_app
-from driftline.service import online as online_module
+from driftline.service import online_learning as online_module
 from driftline.service.online_learning import state_key
 from driftline.service.runtime import ServingRuntime
 from driftline.store import open_store, queries
-from driftline.training import train_model
+from driftline.training import continue_training_bundle, train_model
 
 TARGET = "y"
 

@@ -197,7 +197,7 @@ def train_challenger(
     """Refit a batch model on the assembled data, or continue an online one from the champion."""
     train = data.train.drop(columns=[dataset.SOURCE, dataset.WEIGHT])
     if champion.kind == "arf":
-        from driftline.models.online import continue_training_bundle
+        from driftline.training import continue_training_bundle
 
         return continue_training_bundle(champion, train, target=data.target, seed=seed)
     from driftline.training import train_model
