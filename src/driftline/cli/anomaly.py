@@ -1,5 +1,7 @@
 """`driftline anomaly ...` and `driftline host ...`: anomaly detection on host metrics.
 
+Long on purpose (600+ lines): two groups of thin commands, mostly options and help text.
+
 Two Typer sub-apps, mounted by the main CLI:
 
 ``anomaly``
