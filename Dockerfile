@@ -8,7 +8,7 @@
 #
 # NOT BUILT HERE: no container engine and no base-image registry is reachable on the machines
 # driftline is developed and tested on, so this image has never been built. What can be checked
-# is checked by tests/test_deploy_image.py: hadolint lints this file, and the test runs this
+# is checked by tests/deploy/test_image.py: hadolint lints this file, and the test runs this
 # file's own RUN commands (the wheel build, the install), then the ENTRYPOINT + CMD and the
 # HEALTHCHECK exactly as written here, in a fresh virtual environment instead of an image.
 #

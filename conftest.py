@@ -6,7 +6,7 @@ Development section). An OpenMP team wider than the cores that are actually free
 every barrier: training the ``hgb`` model took 158.6 s with two threads and 14.8 s with one on
 two busy cores. So the tests' own process, the servers they start and every in-process worker
 use one native thread (set here, before NumPy or scikit-learn load their runtimes). Thread
-sizing itself is tested with explicit values (tests/test_threads.py, tests/test_workers.py).
+sizing itself is tested with explicit values (tests/test_threads.py, tests/service/test_workers.py).
 """
 
 import os

@@ -28,7 +28,7 @@ from driftline.loadtest import (
 from driftline.models.bundle import ModelBundle
 from driftline.registry import Registry
 from driftline.store import open_store
-from tests.servers import serve_subprocess
+from tests.support.servers import serve_subprocess
 
 
 @settings(max_examples=60, deadline=None)

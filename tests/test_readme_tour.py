@@ -18,7 +18,7 @@ import pytest
 from driftline.config import Settings
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store, queries
-from tests.promtools import free_port
+from tests.support.servers import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

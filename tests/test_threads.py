@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from driftline.config import Settings
+from driftline.errors import ConfigurationError
 from driftline.models import ModelBundle
 from driftline.registry import Registry
 from driftline.scheduler import Job, _traced_run
@@ -60,7 +61,7 @@ def test_budget_is_cores_over_workers_at_least_one_unless_configured() -> None:
     assert threads_per_worker(2) == max(1, cores // 2)
     assert threads_per_worker(cores * 4) == 1
     assert threads_per_worker(2, 3) == 3
-    with pytest.raises(ValueError, match="at least 1, got 0"):
+    with pytest.raises(ConfigurationError, match="at least 1, got 0"):
         threads_per_worker(2, 0)
     assert native_thread_env(2) == {name: "2" for name in NATIVE_THREAD_VARIABLES}
     assert "OMP_NUM_THREADS" in NATIVE_THREAD_VARIABLES
@@ -88,7 +89,8 @@ def test_model_thread_and_job_threads_apply_the_budget() -> None:
 
     # OpenMP (scikit-learn's gradient boosting) is limited per thread, so these threads must
     # apply the budget themselves. BLAS pools are process-wide and sized by the environment
-    # before workers spawn: tests/test_workers.py checks every pool in real worker processes.
+    # before workers spawn: tests/service/test_workers.py checks every pool in real worker
+    # processes.
     pools = asyncio.run(model_thread_pools())
     assert _openmp(pools) == {1}, pools
 

@@ -32,7 +32,7 @@ from driftline.registry import Registry
 from driftline.service import create_app
 from driftline.service.runtime import ServingRuntime
 from driftline.store import Store, StoreWriter, open_store, queries
-from tests.test_store import prediction
+from tests.support.records import prediction
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

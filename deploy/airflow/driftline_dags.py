@@ -10,7 +10,7 @@ task always means something broke. The same commands run as Kubernetes CronJobs 
 deploy/kubernetes/cronjobs.yaml.
 
 Not run by driftline's tests: Airflow 3 pins an older FastAPI than driftline's, so it cannot
-share driftline's environment without a downgrade. tests/test_deploy_airflow.py parses this
+share driftline's environment without a downgrade. tests/deploy/test_airflow.py parses this
 file with `ast` and every command in it with driftline's own CLI instead.
 """
 

@@ -1,5 +1,7 @@
 """The notebook API: compare two datasets, profile one, estimate accuracy without labels.
 
+Long on purpose (600+ lines): the whole notebook API and its report object in one place.
+
 ``driftline.compare(reference, current)`` runs the path of the live monitor -- a reference
 profile on the reference rows' quantile bins, a window profile of the current rows on the same
 bins, then :func:`driftline.report.assess` -- so a comparison in a notebook and a live report

@@ -1,5 +1,7 @@
 """`driftline demo`: the whole story on one machine, with no services.
 
+Long on purpose (600+ lines): one scripted story, read top to bottom.
+
 1. generate a seeded loan-applications dataset and train and register a champion;
 2. start the API on 127.0.0.1 (in this process);
 3. drive traffic through ``POST /predict`` at a steady rate, and send each request's true label

@@ -1,5 +1,7 @@
 """Model performance per window: realized from labels, and estimated before labels exist.
 
+Long on purpose (600+ lines): realized and estimated metrics share one confusion algebra.
+
 Realized metrics (accuracy, macro F1, Cohen's kappa, ROC AUC) come from labels and predictions
 with plain NumPy; the confusion matrix behind the first three merges by addition.
 

@@ -23,6 +23,8 @@ from typing import Any
 import joblib
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from driftline.errors import ConfigurationError
+
 __all__ = [
     "NATIVE_THREAD_VARIABLES",
     "available_cores",
@@ -61,10 +63,10 @@ def threads_per_worker(
     """
     if override is not None:
         if override < 1:
-            raise ValueError(f"threads per worker must be at least 1, got {override}")
+            raise ConfigurationError(f"threads per worker must be at least 1, got {override}")
         return override
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise ConfigurationError(f"workers must be at least 1, got {workers}")
     return max(1, (cores if cores is not None else available_cores()) // workers)
 
 

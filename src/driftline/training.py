@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 import driftline
-from driftline.errors import DataError
+from driftline.errors import ConfigurationError, DataError
 from driftline.models.base import Model
 from driftline.models.bundle import PROBA_PREFIX, ModelBundle
 from driftline.models.evaluation import classification_metrics
@@ -29,6 +29,7 @@ __all__ = [
     "MODEL_KINDS",
     "PROBA_PREFIX",
     "TrainResult",
+    "continue_training_bundle",
     "frame_hash",
     "stratified_sample",
     "train_model",
@@ -226,3 +227,39 @@ def train_model(
         seed=seed,
     )
     return TrainResult(bundle=bundle, metrics=metrics, seconds=time.perf_counter() - started)
+
+
+def continue_training_bundle(
+    champion: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    seed: int = 0,
+    new_tree_share: float = 0.4,
+    holdout: float = 0.2,
+) -> ModelBundle:
+    """A challenger bundle continued from an online champion bundle, ready to register.
+
+    ``frame`` (features and ``target``) is split like :func:`train_model` splits: the training
+    part goes through :func:`~driftline.models.online.continue_training`, the holdout gives the
+    challenger's metrics, evaluation frame and monitoring reference. The schema is the
+    champion's; ``meta["continued_from"]`` is the champion's version.
+    """
+    if not isinstance(champion.model, ARFModel):
+        raise ConfigurationError(
+            f"version {champion.version} is a {champion.kind!r} model, not an online one"
+        )
+    result = train_model(
+        frame,
+        target,
+        kind=ONLINE_KIND,
+        seed=seed,
+        holdout=holdout,
+        schema=champion.schema,
+        continue_from=champion.model,
+        new_tree_share=new_tree_share,
+    )
+    bundle = result.bundle
+    bundle.meta["continued_from"] = champion.version
+    bundle.meta["new_tree_share"] = new_tree_share
+    return bundle

@@ -30,8 +30,9 @@ from driftline.config import Settings
 from driftline.models.bundle import MODEL_FILE
 from driftline.registry import CHAMPION, Registry
 from driftline.store import open_store
-from tests.promtools import PrometheusServer, free_port, require_binary, run_promtool
 from tests.streams.conftest import REDIS_URL
+from tests.support.promtools import PrometheusServer, require_binary, run_promtool
+from tests.support.servers import free_port
 
 runner = CliRunner()
 HOST_GAUGES = (

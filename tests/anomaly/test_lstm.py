@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from driftline.anomaly.dataset import METRIC_COLUMNS, generate_host_metrics
+from driftline.anomaly.detector_training import train_anomaly_bundle
 from driftline.anomaly.lstm import LSTMAutoencoderDetector, torch_available
 from driftline.anomaly.models import CLASSES, AnomalyDetector
-from driftline.anomaly.training import train_anomaly_bundle
 from driftline.errors import ConfigurationError
 from driftline.models.base import Model
 from driftline.models.bundle import ModelBundle

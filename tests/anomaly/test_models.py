@@ -21,6 +21,14 @@ from driftline.anomaly.dataset import (
     METRIC_COLUMNS,
     generate_host_metrics,
 )
+from driftline.anomaly.detector_training import (
+    EVALUATION_LABEL,
+    SCORE_COLUMN,
+    anomaly_metrics,
+    block_split,
+    detector_kind,
+    train_anomaly_bundle,
+)
 from driftline.anomaly.models import (
     CLASSES,
     AnomalyDetector,
@@ -28,14 +36,6 @@ from driftline.anomaly.models import (
     SupervisedForestDetector,
     binary_labels,
     proba_from_score,
-)
-from driftline.anomaly.training import (
-    EVALUATION_LABEL,
-    SCORE_COLUMN,
-    anomaly_metrics,
-    block_split,
-    detector_kind,
-    train_anomaly_bundle,
 )
 from driftline.errors import ConfigurationError, DataError
 from driftline.models.base import Model

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from driftline.anomaly.dataset import METRIC_COLUMNS
-from driftline.anomaly.training import train_anomaly_bundle
+from driftline.anomaly.detector_training import train_anomaly_bundle
 from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering
 from driftline.anomaly.watcher import HostWatcher, Trained, WatchEvent, WatchPolicy
 from driftline.errors import ConfigurationError, DataError
@@ -297,7 +297,7 @@ def test_observations_are_published_in_the_stream_event_format(
 
 
 def test_an_unreachable_redis_is_a_clear_error() -> None:
-    from tests.promtools import free_port
+    from tests.support.servers import free_port
 
     publisher = StreamPublisher(f"redis://127.0.0.1:{free_port()}/0", "x", timeout=0.5)
     with pytest.raises(StreamError, match=r"Redis unreachable at 127\.0\.0\.1"):

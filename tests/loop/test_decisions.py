@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.errors import ConfigurationError
 from driftline.loop import (
     GateInputs,
     GatePolicy,
@@ -102,7 +103,7 @@ def test_trigger_conditions_can_be_switched_off() -> None:
     ],
 )
 def test_trigger_policy_validation(kwargs: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         TriggerPolicy(**kwargs)  # type: ignore[arg-type]
 
 
@@ -205,9 +206,11 @@ def test_gate_minimum_gain() -> None:
 
 
 def test_gate_policy_validation() -> None:
-    with pytest.raises(ValueError, match=r"min_gains must have one value per metric \(2\), got 1"):
+    with pytest.raises(
+        ConfigurationError, match=r"min_gains must have one value per metric \(2\), got 1"
+    ):
         GatePolicy(min_gains=(0.1,))
-    with pytest.raises(ValueError, match=r"max_latency_ratio must be >= 1, got 0\.5"):
+    with pytest.raises(ConfigurationError, match=r"max_latency_ratio must be >= 1, got 0\.5"):
         GatePolicy(max_latency_ratio=0.5)
 
 
@@ -287,7 +290,7 @@ def test_slo_falls_back_to_estimated_accuracy_without_labels() -> None:
 def test_small_samples_are_not_judged() -> None:
     verdict = check_slo(VariantStats(requests=10, errors=5, p95_latency_ms=999.0), BASELINE)
     assert not verdict.breach and verdict.judged == ()
-    with pytest.raises(ValueError, match=r"max_error_rate must be in \[0, 1\], got 2"):
+    with pytest.raises(ConfigurationError, match=r"max_error_rate must be in \[0, 1\], got 2"):
         SloPolicy(max_error_rate=2)
 
 
@@ -315,7 +318,7 @@ def test_stage_machine() -> None:
         stage_verdict("done", candidate=healthy, baseline=BASELINE, elapsed_seconds=0).action
         == "wait"
     )
-    with pytest.raises(ValueError, match=r"canary_share must be in \(0, 1\), got 1.5"):
+    with pytest.raises(ConfigurationError, match=r"canary_share must be in \(0, 1\), got 1.5"):
         RolloutPolicy(canary_share=1.5)
 
 

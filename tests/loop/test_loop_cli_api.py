@@ -18,7 +18,7 @@ from driftline.registry import CHALLENGER, Registry
 from driftline.service import create_app
 from driftline.store import open_store
 from tests.conftest import LATENCY_NEVER_DECIDES
-from tests.loop.test_closed_loop import bad_model, segment_drift, send, settle
+from tests.loop.traffic import bad_model, segment_drift, send, settle
 
 #: Wide output, and (the CLI reads its settings from the environment) latency bounds no busy
 #: machine reaches: the gate is judged on accuracy here.

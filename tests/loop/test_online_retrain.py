@@ -18,7 +18,7 @@ from driftline.service import create_app
 from driftline.store import open_store
 from driftline.training import train_model
 from tests.conftest import LATENCY_NEVER_DECIDES
-from tests.loop.test_closed_loop import segment_drift, send, settle
+from tests.loop.traffic import segment_drift, send, settle
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from driftline.data import TARGET, generate_loans, inject_drift
 from driftline.data.synthetic import label_loans
 from driftline.registry import Registry
 from driftline.service import create_app
+from driftline.service.runtime import ServingRuntime
 from driftline.store import open_store
 from driftline.training import train_model
 
@@ -52,6 +53,17 @@ def drifted(n: int, seed: int) -> pd.DataFrame:
     frame = inject_drift(frame, "mean_shift", feature="income", strength=0.5, seed=seed)
     frame[TARGET] = label_loans(frame, concept="shifted", rng=np.random.default_rng(seed))
     return frame
+
+
+def runtime(client: TestClient) -> ServingRuntime:
+    rt: ServingRuntime = client.app.state.runtime  # type: ignore[attr-defined]
+    return rt
+
+
+def settle(client: TestClient) -> None:
+    rt = runtime(client)
+    rt.flush_buckets()
+    assert rt.writer is not None and rt.writer.flush(10)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ from driftline.data import generate_loans
 from driftline.registry import Registry
 from driftline.service import create_app
 from driftline.store import open_store
-from tests.monitoring.conftest import drifted, send
-from tests.monitoring.test_monitor import runtime, settle
+from tests.monitoring.conftest import drifted, runtime, send, settle
 
 
 class Receiver(ThreadingHTTPServer):

@@ -14,20 +14,8 @@ from driftline.data import generate_loans
 from driftline.monitoring import run_monitor, update_concept
 from driftline.monitoring.concept import concept_status
 from driftline.monitoring.html import render_report_html
-from driftline.service.runtime import ServingRuntime
 from driftline.store import queries
-from tests.monitoring.conftest import drifted, send
-
-
-def runtime(client: TestClient) -> ServingRuntime:
-    rt: ServingRuntime = client.app.state.runtime  # type: ignore[attr-defined]
-    return rt
-
-
-def settle(client: TestClient) -> None:
-    rt = runtime(client)
-    rt.flush_buckets()
-    assert rt.writer is not None and rt.writer.flush(10)
+from tests.monitoring.conftest import drifted, runtime, send, settle
 
 
 def test_no_drift_on_fresh_traffic_and_insufficient_data_when_quiet(served: TestClient) -> None:

@@ -8,8 +8,7 @@ from driftline.data import generate_loans
 from driftline.monitoring import run_monitor
 from driftline.monitoring.window import LATENCY_EDGES_MS
 from driftline.store import queries
-from tests.monitoring.conftest import drifted, send
-from tests.monitoring.test_monitor import runtime, settle
+from tests.monitoring.conftest import drifted, runtime, send, settle
 
 
 def test_summary_before_any_traffic(served: TestClient) -> None:

@@ -15,7 +15,7 @@ from driftline.registry import Registry
 from driftline.store import open_store
 from driftline.store.tables import Prediction
 from tests.streams.conftest import Broker, MakeConsumer, loan_records
-from tests.tcpproxy import TcpProxy
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 

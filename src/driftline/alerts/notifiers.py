@@ -1,5 +1,7 @@
 """Notifiers: where notifications go, how they are retried, and who gets which.
 
+Long on purpose (600+ lines): four receivers' formats with the retry and routing they share.
+
 Every notifier has a ``name`` and ``send(notification) -> None``, raising
 :class:`DeliveryError` on failure; the error says whether trying again can help
 (connection errors, timeouts, HTTP 5xx and 429, SMTP 4xx) and how long the receiver asked to
@@ -16,6 +18,17 @@ wait (``Retry-After``). :func:`deliver` retries with exponential backoff and jit
   a plain-text and an HTML part.
 
 HTTP goes through httpx (sync, one short-lived client per send: notifications are rare).
+
+Why not apprise (evaluated at 2.3.0, for issue 12; it covers ~100 services): it keeps none of
+the three things the tests hold these notifiers to. PagerDuty resolves by a dedup key fixed per
+configured URL (``?action=resolve&dedup=``), not per alert or group, so every episode would
+need its own URL object; its endpoint is not configurable, so no test can aim it at a local
+receiver. Retries are a fixed ``wait`` (at most 10, at most 20 s apart) with no exponential
+backoff, no jitter and no ``Retry-After``; a 4xx is retried like a 5xx. And at DEBUG its
+PagerDuty plugin logs the whole payload, integration key included, and its Slack plugin the
+webhook URL, token included, where ours keep secrets out of logs and reprs. Adopt it when a
+receiver we lack is asked for, behind the ``Notifier`` protocol, not as the transport of these
+four.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The built-in alerting rules: the Prometheus alerts of ``deploy/prometheus/alerts.yml``
 evaluated in-process, for the embedded default where no Prometheus runs.
 
+Long on purpose (600+ lines): one small function per rule of one Prometheus rule set.
+
 Each rule is a pure function of a :class:`~driftline.alerts.MetricSnapshot` of the service's
 metrics (the names in ``service/metrics.py``), so both paths read the same numbers. How they
 differ from evaluating PromQL over a range:

@@ -17,6 +17,15 @@ from driftline.anomaly.dataset import (
     TIMESTAMP_COLUMN,
     generate_host_metrics,
 )
+from driftline.anomaly.detector_training import (
+    DETECTOR_KINDS,
+    PREDICTED_COLUMN,
+    SCORE_COLUMN,
+    block_split,
+    detector_kind,
+    make_detector,
+    train_anomaly_bundle,
+)
 from driftline.anomaly.host import HostSampler
 from driftline.anomaly.load import CpuLoad, run_load
 from driftline.anomaly.models import (
@@ -32,15 +41,6 @@ from driftline.anomaly.prometheus import (
     Query,
     build_table,
     import_prometheus,
-)
-from driftline.anomaly.training import (
-    DETECTOR_KINDS,
-    PREDICTED_COLUMN,
-    SCORE_COLUMN,
-    block_split,
-    detector_kind,
-    make_detector,
-    train_anomaly_bundle,
 )
 from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering
 from driftline.anomaly.watcher import (

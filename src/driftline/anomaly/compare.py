@@ -1,6 +1,6 @@
 """Train every detector kind on the same split of labeled metrics and compare them.
 
-One seeded block split (:func:`~driftline.anomaly.training.block_split`) is shared by all
+One seeded block split (:func:`~driftline.anomaly.detector_training.block_split`) is shared by all
 kinds, so the numbers differ only by the detector. The supervised forest sees the training
 labels; the Isolation Forest ignores them; the LSTM autoencoder uses them only to leave
 anomalous windows out of training.
@@ -17,9 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from driftline.anomaly.dataset import KIND_COLUMN, LABEL_COLUMN
-from driftline.anomaly.lstm import EXTRA_HINT, torch_available
-from driftline.anomaly.models import binary_labels
-from driftline.anomaly.training import (
+from driftline.anomaly.detector_training import (
     DETECTOR_KINDS,
     anomaly_metrics,
     block_split,
@@ -28,6 +26,8 @@ from driftline.anomaly.training import (
     make_detector,
     score_in_blocks,
 )
+from driftline.anomaly.lstm import EXTRA_HINT, torch_available
+from driftline.anomaly.models import binary_labels
 from driftline.errors import DataError
 
 __all__ = ["ComparisonRow", "compare_detectors", "comparison_table"]
@@ -68,7 +68,7 @@ def compare_detectors(
     frame
         Labeled metrics in time order (an ``is_anomaly`` column is required).
     kinds
-        Detector kinds, as accepted by :func:`~driftline.anomaly.training.detector_kind`.
+        Detector kinds, as accepted by :func:`~driftline.anomaly.detector_training.detector_kind`.
         ``lstm_ae`` is reported as skipped, with the install hint, when torch is missing.
     contamination
         Expected anomaly share given to the unsupervised detectors.

@@ -24,7 +24,7 @@ from prometheus_client.exposition import start_http_server
 from redis.exceptions import RedisError
 
 from driftline.anomaly.dataset import METRIC_COLUMNS, TIMESTAMP_COLUMN
-from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN
+from driftline.anomaly.detector_training import PREDICTED_COLUMN, SCORE_COLUMN
 from driftline.anomaly.watcher import Register, Trained, WatchEvent
 from driftline.errors import ConfigurationError
 from driftline.registry import CHAMPION, Registry

@@ -4,7 +4,8 @@ and learn again when normal changes.
 :class:`HostWatcher` is the loop without its I/O: it takes observations from a sampler (a
 :class:`~driftline.anomaly.host.HostSampler`, or anything with ``sample()``), and returns one
 :class:`WatchEvent` per observation. Training goes through
-:func:`~driftline.anomaly.training.train_anomaly_bundle`, as ``driftline anomaly train`` does;
+:func:`~driftline.anomaly.detector_training.train_anomaly_bundle`, as ``driftline anomaly
+train`` does;
 registering a trained model, exporting metrics and publishing to a stream are callbacks the
 caller passes in (``driftline host watch`` wires them to MLflow, Prometheus and Redis).
 
@@ -36,7 +37,7 @@ from typing import Any, Final, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from driftline.anomaly.training import train_anomaly_bundle
+from driftline.anomaly.detector_training import train_anomaly_bundle
 from driftline.drift.decision import DatasetDrift, DriftPolicy, Severity, decide_drift
 from driftline.errors import ConfigurationError, DataError
 from driftline.models.bundle import ModelBundle

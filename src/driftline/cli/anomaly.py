@@ -1,5 +1,7 @@
 """`driftline anomaly ...` and `driftline host ...`: anomaly detection on host metrics.
 
+Long on purpose (600+ lines): two groups of thin commands, mostly options and help text.
+
 Two Typer sub-apps, mounted by the main CLI:
 
 ``anomaly``
@@ -163,7 +165,7 @@ def compare(
 ) -> None:
     """Train every detector on the same split of DATA; print precision, recall, F1, ROC AUC."""
     from driftline.anomaly.compare import compare_detectors, comparison_table  # noqa: PLC0415 — lazy: fast --help
-    from driftline.anomaly.training import DETECTOR_KINDS  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.detector_training import DETECTOR_KINDS  # noqa: PLC0415 — lazy: fast --help
     from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
 
     with _spinner(as_json=as_json) as progress:
@@ -240,8 +242,8 @@ def train(
     register it (the first version of MODEL_NAME becomes its champion). Serve it with
     `DRIFTLINE_MODEL_NAME=host-anomaly driftline serve`."""
     from driftline.anomaly.dataset import LABEL_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.detector_training import detector_kind, train_anomaly_bundle  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
-    from driftline.anomaly.training import detector_kind, train_anomaly_bundle  # noqa: PLC0415 — lazy: fast --help
     from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
     from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
 
@@ -310,7 +312,7 @@ def predict(
     """Add `predicted_anomaly` (0/1) and `anomaly_score` (higher = more anomalous) to FILE."""
     import numpy as np  # noqa: PLC0415 — lazy: fast --help
 
-    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
+    from driftline.anomaly.detector_training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
     from driftline.data.io import read_table, write_table  # noqa: PLC0415 — lazy: fast --help
 
     bundle = _load_bundle(bundle_dir)
@@ -469,8 +471,8 @@ def sample(
     import numpy as np  # noqa: PLC0415 — lazy: fast --help
     import pandas as pd  # noqa: PLC0415 — lazy: fast --help
 
+    from driftline.anomaly.detector_training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.host import HostSampler, watch  # noqa: PLC0415 — lazy: fast --help
-    from driftline.anomaly.training import PREDICTED_COLUMN, SCORE_COLUMN  # noqa: PLC0415 — lazy: fast --help
     from driftline.data.io import write_table  # noqa: PLC0415 — lazy: fast --help
 
     bundle = _load_bundle(bundle_dir) if bundle_dir is not None else None
@@ -631,9 +633,9 @@ def watch_host(
     """Watch this machine: learn a baseline (when no model exists), score every observation,
     export `driftline_host_*` on /metrics, publish to a Redis stream, and retrain when the
     machine's normal changes."""
+    from driftline.anomaly.detector_training import detector_kind  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.host import HostSampler  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.lstm import EXTRA_HINT, torch_available  # noqa: PLC0415 — lazy: fast --help
-    from driftline.anomaly.training import detector_kind  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.watch_io import HostMetrics, StreamPublisher, registering  # noqa: PLC0415 — lazy: fast --help
     from driftline.anomaly.watcher import HOST_DRIFT_POLICY, HostWatcher, WatchPolicy  # noqa: PLC0415 — lazy: fast --help
     from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help

@@ -3,7 +3,7 @@ turning driftline errors into a clear message and exit code 1.
 
 The CLI modules import heavy libraries (pandas, scikit-learn, MLflow, SQLAlchemy, ...) inside
 the commands that use them, each marked ``# noqa: PLC0415 — lazy: fast --help``: help screens
-and light commands start at once (tests/test_cli_startup.py checks what they import)."""
+and light commands start at once (tests/cli/test_startup.py checks what they import)."""
 
 from __future__ import annotations
 

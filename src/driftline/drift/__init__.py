@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         RiverDetector,
         WarningDetector,
     )
-    from driftline.drift.concept import ConceptDriftMonitor, ConceptDriftStatus
+    from driftline.drift.concept_monitor import ConceptDriftMonitor, ConceptDriftStatus
     from driftline.drift.ddm import DDM
     from driftline.drift.hddm import HDDMA, HDDMW
     from driftline.drift.kswin import KSWIN
@@ -81,8 +81,8 @@ _LAZY = {
     "DriftDetector": "base",
     "RiverDetector": "base",
     "WarningDetector": "base",
-    "ConceptDriftMonitor": "concept",
-    "ConceptDriftStatus": "concept",
+    "ConceptDriftMonitor": "concept_monitor",
+    "ConceptDriftStatus": "concept_monitor",
 }
 
 

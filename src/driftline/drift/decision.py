@@ -1,6 +1,8 @@
 """The drift decision: which features drifted between a reference and a window profile, and how
 badly.
 
+Long on purpose (600+ lines): one decision; the policy's docstring documents its settings.
+
 A feature drifts when its change is *statistically significant* after Benjamini-Hochberg across
 every hypothesis of the report AND *large enough to matter*. Significance alone alarms on any
 tiny shift once windows hold enough rows; size alone alarms on chance differences of small

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline.errors import ConfigurationError
+
 __all__ = ["GateCheck", "GateDecision", "GateInputs", "GatePolicy", "decide_promotion"]
 
 
@@ -44,22 +46,24 @@ class GatePolicy:
 
     def __post_init__(self) -> None:
         if not self.metrics:
-            raise ValueError("metrics must name at least one metric, got ()")
+            raise ConfigurationError("metrics must name at least one metric, got ()")
         if len(self.min_gains) != len(self.metrics):
-            raise ValueError(
+            raise ConfigurationError(
                 f"min_gains must have one value per metric ({len(self.metrics)}), "
                 f"got {len(self.min_gains)}"
             )
         if any(g < 0 or g > 1 for g in self.min_gains):
-            raise ValueError(f"min_gains must be in [0, 1], got {self.min_gains}")
+            raise ConfigurationError(f"min_gains must be in [0, 1], got {self.min_gains}")
         if not 0 <= self.forgetting_tolerance <= 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"forgetting_tolerance must be in [0, 1], got {self.forgetting_tolerance}"
             )
         if self.max_latency_ratio < 1:
-            raise ValueError(f"max_latency_ratio must be >= 1, got {self.max_latency_ratio}")
+            raise ConfigurationError(
+                f"max_latency_ratio must be >= 1, got {self.max_latency_ratio}"
+            )
         if self.max_latency_ms <= 0:
-            raise ValueError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
+            raise ConfigurationError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
 
 
 @dataclass(frozen=True)

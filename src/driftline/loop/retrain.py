@@ -22,7 +22,6 @@ from driftline.loop.gate import GateDecision, GateInputs, GatePolicy, decide_pro
 from driftline.loop.trigger import TriggerDecision, TriggerInputs, TriggerPolicy, decide_retrain
 from driftline.models.bundle import PROBA_PREFIX, ModelBundle
 from driftline.models.evaluation import classification_metrics
-from driftline.models.online import continue_training_bundle
 from driftline.monitoring.concept import clear_anchor, concept_status
 from driftline.registry import CHAMPION, Registry
 from driftline.store import Store, queries
@@ -198,6 +197,8 @@ def train_challenger(
     """Refit a batch model on the assembled data, or continue an online one from the champion."""
     train = data.train.drop(columns=[dataset.SOURCE, dataset.WEIGHT])
     if champion.kind == "arf":
+        from driftline.training import continue_training_bundle  # noqa: PLC0415 — scikit-learn's learners only when a retrain runs
+
         return continue_training_bundle(champion, train, target=data.target, seed=seed)
     from driftline.training import train_model  # noqa: PLC0415 — scikit-learn's learners only when a retrain runs
 

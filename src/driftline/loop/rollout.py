@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from driftline.errors import ConfigurationError
+
 __all__ = [
     "RolloutPolicy",
     "SloPolicy",
@@ -102,17 +104,23 @@ class SloPolicy:
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_error_rate <= 1:
-            raise ValueError(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
+            raise ConfigurationError(f"max_error_rate must be in [0, 1], got {self.max_error_rate}")
         if self.max_p95_latency_ms <= 0:
-            raise ValueError(f"max_p95_latency_ms must be > 0, got {self.max_p95_latency_ms}")
+            raise ConfigurationError(
+                f"max_p95_latency_ms must be > 0, got {self.max_p95_latency_ms}"
+            )
         if self.max_latency_ratio < 1:
-            raise ValueError(f"max_latency_ratio must be >= 1, got {self.max_latency_ratio}")
+            raise ConfigurationError(
+                f"max_latency_ratio must be >= 1, got {self.max_latency_ratio}"
+            )
         if not 0 <= self.accuracy_tolerance <= 1:
-            raise ValueError(f"accuracy_tolerance must be in [0, 1], got {self.accuracy_tolerance}")
+            raise ConfigurationError(
+                f"accuracy_tolerance must be in [0, 1], got {self.accuracy_tolerance}"
+            )
         if self.noise_z < 0:
-            raise ValueError(f"noise_z must be >= 0, got {self.noise_z}")
+            raise ConfigurationError(f"noise_z must be >= 0, got {self.noise_z}")
         if self.min_requests < 1 or self.min_labels < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"min_requests and min_labels must be >= 1, got "
                 f"{self.min_requests} and {self.min_labels}"
             )
@@ -234,13 +242,13 @@ class RolloutPolicy:
 
     def __post_init__(self) -> None:
         if not 0 < self.canary_share < 1:
-            raise ValueError(f"canary_share must be in (0, 1), got {self.canary_share}")
+            raise ConfigurationError(f"canary_share must be in (0, 1), got {self.canary_share}")
         for name in ("shadow_min_samples", "canary_min_samples", "watch_min_samples"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigurationError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("shadow_max_seconds", "canary_max_seconds", "watch_seconds"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

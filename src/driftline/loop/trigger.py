@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from driftline.errors import ConfigurationError
+
 __all__ = ["TriggerDecision", "TriggerInputs", "TriggerPolicy", "decide_retrain"]
 
 
 def _check(name: str, value: float, low: float, high: float | None = None) -> None:
     if value < low or (high is not None and value > high):
         allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise ConfigurationError(f"{name} must be {allowed}, got {value!r}")
 
 
 @dataclass(frozen=True)

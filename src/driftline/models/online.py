@@ -8,8 +8,13 @@ other kind, as ``kind="arf"``), and is safe to predict from while another thread
 
 :func:`continue_training` is how a challenger is trained from an online champion: a copy of
 the champion in which a share of the trees is replaced by fresh ones, then trained on the new
-rows. :func:`continue_training_bundle` does the same for a whole version (split, evaluation,
-monitoring reference), as ``driftline train`` does for a new one.
+rows. :func:`driftline.training.continue_training_bundle` does the same for a whole version
+(split, evaluation, monitoring reference), as ``driftline train`` does for a new one; it lives
+there because it trains through :func:`~driftline.training.train_model`, so this module never
+imports the training module that imports it.
+
+The module keeps its name although ``service/online_learning.py`` is about online models too:
+saved ``arf`` versions are pickles that name ``driftline.models.online.ARFModel``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import pandas as pd
 from river import compose, forest, preprocessing, stats
 
 from driftline.errors import ConfigurationError, DataError
-from driftline.models.bundle import ModelBundle
 from driftline.schema import FeatureSchema, label_text
 
 __all__ = [
@@ -33,7 +37,6 @@ __all__ = [
     "ONLINE_KIND",
     "ARFModel",
     "continue_training",
-    "continue_training_bundle",
 ]
 
 #: The bundle kind (and ``driftline train --model``) of :class:`ARFModel`.
@@ -424,41 +427,3 @@ def continue_training(
         model.renewed_trees = model.renew_trees(new_tree_share, seed=seed)
     model.learn_many(rows, labels, progress=progress)
     return model
-
-
-def continue_training_bundle(
-    champion: ModelBundle,
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    seed: int = 0,
-    new_tree_share: float = 0.4,
-    holdout: float = 0.2,
-) -> ModelBundle:
-    """A challenger bundle continued from an online champion bundle, ready to register.
-
-    ``frame`` (features and ``target``) is split like :func:`~driftline.training.train_model`
-    splits: the training part goes through :func:`continue_training`, the holdout gives the
-    challenger's metrics, evaluation frame and monitoring reference. The schema is the
-    champion's; ``meta["continued_from"]`` is the champion's version.
-    """
-    if not isinstance(champion.model, ARFModel):
-        raise ConfigurationError(
-            f"version {champion.version} is a {champion.kind!r} model, not an online one"
-        )
-    from driftline.training import train_model  # noqa: PLC0415 — import cycle: training imports this module
-
-    result = train_model(
-        frame,
-        target,
-        kind=ONLINE_KIND,
-        seed=seed,
-        holdout=holdout,
-        schema=champion.schema,
-        continue_from=champion.model,
-        new_tree_share=new_tree_share,
-    )
-    bundle = result.bundle
-    bundle.meta["continued_from"] = champion.version
-    bundle.meta["new_tree_share"] = new_tree_share
-    return bundle

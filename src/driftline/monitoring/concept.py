@@ -1,5 +1,5 @@
 """Concept drift as labels arrive: the champion's error stream through
-:class:`~driftline.drift.concept.ConceptDriftMonitor`, with its state in the store.
+:class:`~driftline.drift.concept_monitor.ConceptDriftMonitor`, with its state in the store.
 
 Every few seconds the leading worker reads the labels that arrived since its cursor (joined to
 their predictions, in label-arrival order), feeds the champion's error bits to the detector,
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from driftline.drift.concept import ConceptDriftMonitor
+from driftline.drift.concept_monitor import ConceptDriftMonitor
 from driftline.errors import DataError
 from driftline.schema import label_text
 from driftline.store import Store, queries

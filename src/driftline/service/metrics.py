@@ -378,7 +378,7 @@ class ServiceMetrics:
             "Requests not copied to the shadowing challenger (shadow work or log queue full).",
             registry=r,
         )
-        # --- online learning (see service/online.py) --------------------------------------------
+        # --- online learning (see service/online_learning.py) -----------------------------------
         self.online_learned = Counter(
             "driftline_online_learned_labels_total",
             "Labels the serving online champion learned (learn_one), by result "

@@ -37,7 +37,7 @@ from driftline.schema import label_text
 from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
-from driftline.service.online import OnlineLearner
+from driftline.service.online_learning import OnlineLearner
 from driftline.store import (
     Store,
     StoreTimeouts,

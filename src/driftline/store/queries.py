@@ -1,5 +1,7 @@
 """Every query driftline runs. Routes, jobs and the CLI call these; none of them writes SQL.
 
+Long on purpose (600+ lines): every query in one module, so nothing else writes SQL.
+
 Functions take a keyword-only ``session``. Inserts of predictions and labels are idempotent
 (keyed by ``request_id``) so replaying a spill file after a crash never duplicates rows.
 """

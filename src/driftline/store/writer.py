@@ -1,6 +1,8 @@
 """The background writer: the hot path hands records to a bounded queue; one thread batches them
 into the store.
 
+Long on purpose (600+ lines): one thread's state machine; the guarantees hold together.
+
 Guarantees (the README's "Durability" section says the same):
 
 * A record offered to the writer is durable (committed to the store, or fsync'd to the spill

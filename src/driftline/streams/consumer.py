@@ -1,5 +1,7 @@
 """The stream consumer: feature events in, predictions out, each one logged exactly once.
 
+Long on purpose (600+ lines): one consumer loop; its six steps share the loop's state.
+
 For every batch, in this order:
 
 1. take stale entries of dead consumers (every ``claim_every_seconds``), else read new events

@@ -288,7 +288,7 @@ class KafkaSource:
 
     def read(self, count: int, block_ms: int) -> list[StreamEvent]:
         if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
+            raise ConfigurationError(f"count must be >= 1, got {count}")
         self.ensure_group()
         if self._down is not None:
             down, self._down = self._down, None

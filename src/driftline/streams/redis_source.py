@@ -27,6 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from driftline.errors import ConfigurationError
 from driftline.streams.source import (
     StreamError,
     StreamEvent,
@@ -113,11 +114,11 @@ class RedisStreamSource:
         block_ms: int = 1_000,
     ) -> None:
         if claim_idle_ms < 1:
-            raise ValueError(f"claim_idle_ms must be >= 1, got {claim_idle_ms}")
+            raise ConfigurationError(f"claim_idle_ms must be >= 1, got {claim_idle_ms}")
         if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1, got {maxlen}")
+            raise ConfigurationError(f"maxlen must be >= 1, got {maxlen}")
         if start_id not in ("0", "$"):
-            raise ValueError(f"start_id must be '0' or '$', got {start_id!r}")
+            raise ConfigurationError(f"start_id must be '0' or '$', got {start_id!r}")
         check_request_id_room(stream, 1 + _LONGEST_ENTRY_ID, "input stream")
         self.url = url
         self.stream = stream
@@ -212,7 +213,7 @@ class RedisStreamSource:
 
     def read(self, count: int, block_ms: int) -> list[StreamEvent]:
         if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
+            raise ConfigurationError(f"count must be >= 1, got {count}")
         if self._own_backlog:
             events = self._readgroup("0", count, None)
             if events:
@@ -222,7 +223,7 @@ class RedisStreamSource:
 
     def claim_stale(self, count: int) -> list[StreamEvent]:
         if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
+            raise ConfigurationError(f"count must be >= 1, got {count}")
         if not self._group_ready:
             self.ensure_group()
         try:

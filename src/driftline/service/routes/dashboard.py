@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
-from driftline.service import dashboard
+from driftline.service import dashboard_page
 from driftline.service.deps import ReadDep, RuntimeDep
 from driftline.service.schemas import DashboardState
 
@@ -24,21 +24,21 @@ async def page() -> HTMLResponse:
     """The live dashboard: models and rollout, traffic and latency, predictions, drift per
     feature over time, estimated vs realized accuracy, open alerts, the audit timeline;
     updated live over ``WS /ws``."""
-    return HTMLResponse(dashboard.index_html(), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(dashboard_page.index_html(), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/dashboard/state", response_model=DashboardState)
 async def state(request: Request, runtime: RuntimeDep, _read: ReadDep) -> dict[str, Any]:
     """What the dashboard shows at start (and again after a report, alert, model or rollout
     event)."""
-    rollout = await dashboard.read_rollout(request.app)
-    return await run_in_threadpool(dashboard.dashboard_state, runtime, rollout=rollout)
+    rollout = await dashboard_page.read_rollout(request.app)
+    return await run_in_threadpool(dashboard_page.dashboard_state, runtime, rollout=rollout)
 
 
 @router.get("/dashboard/plotly.min.js", response_class=Response)
 async def plotly_js(request: Request) -> Response:
     """Plotly's JavaScript, from the ``plotly`` Python package (no CDN); gzip when accepted."""
-    js = dashboard.plotly_js()
+    js = dashboard_page.plotly_js()
     headers = {"Cache-Control": PLOTLY_CACHE, "ETag": js.etag, "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == js.etag:
         return Response(status_code=304, headers=headers)
@@ -51,9 +51,11 @@ async def plotly_js(request: Request) -> Response:
 @router.get("/dashboard/assets/{name}", response_class=FileResponse)
 async def asset(name: str) -> FileResponse:
     """The page's script, style sheet and icon."""
-    media_type = dashboard.ASSETS.get(name)
+    media_type = dashboard_page.ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, f"no dashboard asset {name!r}")
     return FileResponse(
-        dashboard.asset_path(name), media_type=media_type, headers={"Cache-Control": ASSET_CACHE}
+        dashboard_page.asset_path(name),
+        media_type=media_type,
+        headers={"Cache-Control": ASSET_CACHE},
     )
