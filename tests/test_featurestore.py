@@ -125,9 +125,7 @@ def feast_cli(repo: Path, *args: str) -> str:
 
 
 def teardown(repo: Path) -> None:
-    from feast import FeatureStore
-
-    FeatureStore(repo_path=str(repo)).teardown()
+    FeatureRepo(repo).store.teardown()
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +133,11 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An example repository, applied and materialized once (Python API)."""
     _need("feast")
     _need_redis()
-    from feast import FeatureStore
-
     repo = make_repo(tmp_path_factory.mktemp("feast") / "repo")
     _generator().generate(repo, customers=60, days=20, events=600, seed=3)
-    store = FeatureStore(repo_path=str(repo))
+    # Through driftline's opener: importing Feast must not turn this process's Prometheus
+    # client to multiprocess mode (the serving tests read /metrics).
+    store = FeatureRepo(repo).store
     definitions = _generator_definitions(repo)
     store.apply([definitions.customer, definitions.customer_stats])
     store.materialize(start_date=datetime.now(UTC) - timedelta(days=60), end_date=datetime.now(UTC))
@@ -173,6 +171,8 @@ def test_spec_comes_from_the_registry(applied: Path) -> None:
     assert spec.refs == tuple(f"customer_stats:{f}" for f in FEATURES)
     with pytest.raises(Exception, match="not in the Feast registry"):
         FeatureRepo(applied).spec_for(["customer_id"], ["no_such_view"])
+    # Opening Feast left this process's Prometheus client alone.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_training_table_is_point_in_time_correct(applied: Path) -> None:
@@ -183,13 +183,14 @@ def test_training_table_is_point_in_time_correct(applied: Path) -> None:
     assert table.dropped == 0 and len(table.frame) == len(entities)
     assert list(table.frame.columns) == ["channel", "churned", *FEATURES]
     # The same join done independently: the last snapshot at or before each event.
+    ns = "datetime64[ns, UTC]"
     expected = pd.merge_asof(
-        entities.assign(event_timestamp=pd.to_datetime(entities["event_timestamp"], utc=True))
+        entities.assign(event_timestamp=entities["event_timestamp"].astype(ns))
         .reset_index()
         .sort_values("event_timestamp"),
-        stats.assign(
-            event_timestamp=pd.to_datetime(stats["event_timestamp"], utc=True)
-        ).sort_values("event_timestamp"),
+        stats.assign(event_timestamp=stats["event_timestamp"].astype(ns)).sort_values(
+            "event_timestamp"
+        ),
         on="event_timestamp",
         by="customer_id",
     ).sort_values("index")

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 CHANNELS = ("web", "app", "branch")
+#: One timestamp type on both sides of the as-of join (pandas 2 and 3 infer different units).
+TIMESTAMP = "datetime64[ns, UTC]"
 
 
 def generate(
@@ -49,6 +51,7 @@ def generate(
             )
         )
     stats = pd.concat(rows, ignore_index=True)
+    stats["event_timestamp"] = stats["event_timestamp"].astype(TIMESTAMP)
     # Label events fall between daily snapshots, after the first one.
     offsets = rng.uniform(1.0, days, events)
     labelled = pd.DataFrame(
@@ -58,6 +61,7 @@ def generate(
             "channel": rng.choice(CHANNELS, events),
         }
     )
+    labelled["event_timestamp"] = labelled["event_timestamp"].astype(TIMESTAMP)
     # Churn follows the statistics valid at the event's time (the last snapshot before it).
     asof = pd.merge_asof(
         labelled.sort_values("event_timestamp"),

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "FeatureRepo",
     "TrainingTable",
     "check_entities",
+    "import_feast",
     "merged_features",
     "training_table",
 ]
@@ -55,7 +57,6 @@ EVENT_TIMESTAMP = "event_timestamp"
 # Feast's FieldStatus values (feast.protos.feast.serving.ServingService_pb2), by number so this
 # module imports no Feast at load time.
 _NOT_FOUND = 3
-_OUTSIDE_MAX_AGE = 4
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,29 @@ def _is_outage(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError | redis.exceptions.RedisError)
 
 
+#: Environment variables ``feast.metrics`` sets on import when they are unset.
+_FEAST_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
+def import_feast() -> Any:
+    """Import Feast without letting it switch this process's Prometheus client to
+    multiprocess mode: ``feast.metrics`` points ``PROMETHEUS_MULTIPROC_DIR`` at a temporary
+    folder of its own when unset, which would make driftline's ``/metrics`` serve Feast's
+    files instead of driftline's metrics (and leak into child processes). The variables are
+    put back as they were."""
+    saved = {name: os.environ.get(name) for name in _FEAST_ENV}
+    try:
+        import feast
+        import feast.metrics  # imported here, under the guard, once
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return feast
+
+
 class FeatureRepo:
     """One Feast feature repository (a folder with ``feature_store.yaml``).
 
@@ -216,7 +240,7 @@ class FeatureRepo:
 
     def _open(self) -> Any:
         try:
-            from feast import FeatureStore
+            FeatureStore = import_feast().FeatureStore  # noqa: N806 - a class
         except ImportError as exc:
             raise ConfigurationError(
                 "Feast is not installed: pip install 'driftline[feast]'"
@@ -336,18 +360,27 @@ class FeatureRepo:
             raise FeatureStoreUnavailableError(
                 f"the Feast online store {what}: {type(exc).__name__}: {exc}"
             ) from exc
-        statuses = {
-            name: list(vector.statuses)
-            for name, vector in zip(
-                response.proto.metadata.feature_names.val, response.proto.results, strict=True
-            )
-        }
+        # Feast marks an entity it has no row for as NOT_FOUND in some online stores; Redis
+        # answers PRESENT with an empty value and no event timestamp. Either way, a view whose
+        # every feature came back so has no row for the entity.
+        found: dict[str, list[bool]] = {}
+        statuses: dict[str, list[int]] = {}
+        for name, vector in zip(
+            response.proto.metadata.feature_names.val, response.proto.results, strict=True
+        ):
+            statuses[name] = list(vector.statuses)
+            found[name] = [
+                status != _NOT_FOUND and (value.WhichOneof("val") is not None or ts.seconds > 0)
+                for status, value, ts in zip(
+                    vector.statuses, vector.values, vector.event_timestamps, strict=True
+                )
+            ]
         out: list[dict[str, Any] | EntityNotFoundError] = []
         for i, row in enumerate(rows):
             missing_views = [
                 view
                 for view, names in spec.views.items()
-                if any(statuses.get(n, [_NOT_FOUND] * len(rows))[i] == _NOT_FOUND for n in names)
+                if not any(found[n][i] for n in names if n in found)
             ]
             if missing_views:
                 keys = ", ".join(f"{k}={row[k]!r}" for k in spec.entities)
@@ -360,19 +393,9 @@ class FeatureRepo:
                     )
                 )
                 continue
-            stale = [
-                view
-                for view, names in spec.views.items()
-                if any(statuses[n][i] == _OUTSIDE_MAX_AGE for n in names)
-            ]
+            # A feature the row lacks (a null, or a value older than the view's TTL) comes
+            # back as None: the schema refuses it unless that feature may be missing.
             record = {name: values[name][i] for name in spec.features}
-            if stale:
-                # Older than the view's TTL: Feast returns no value. Left missing, so the
-                # schema refuses it unless the feature may be missing.
-                for view in stale:
-                    for name in spec.views[view]:
-                        if statuses[name][i] == _OUTSIDE_MAX_AGE:
-                            record[name] = None
             out.append(record)
         return out
 

@@ -6,10 +6,15 @@ they read.
 
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource
+from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64
 
-customer = Entity(name="customer", join_keys=["customer_id"], description="A bank customer.")
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=ValueType.INT64,
+    description="A bank customer.",
+)
 
 customer_stats_source = FileSource(
     name="customer_stats_source",
