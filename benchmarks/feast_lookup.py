@@ -17,6 +17,7 @@ rows are torn down at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -24,11 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +41,7 @@ sys.path.insert(0, str(EXAMPLE))
 
 from generate_data import generate  # noqa: E402
 
+import serving  # noqa: E402
 from serving import Result, load, server  # noqa: E402
 
 CONCURRENCY = (1, 8)
@@ -81,7 +85,7 @@ def prepare(root: Path) -> tuple[Path, Path, list[str], list[str]]:
             "--target",
             "churned",
             "--model",
-            "hgb",
+            "logreg",
             "--feast-repo",
             str(repo),
             "--entity",
@@ -106,8 +110,24 @@ def prepare(root: Path) -> tuple[Path, Path, list[str], list[str]]:
     return repo, home, by_entity, inline
 
 
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
+    """serving.py's readiness wait with a longer deadline: the server imports Feast and opens
+    the repository before it is ready (over a minute on a busy shared machine)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError("server not ready within 300 s")
+
+
 def run(seconds: float, repeats: int) -> list[dict[str, Any]]:
     from driftline.featurestore import FeatureRepo
+
+    serving.wait_ready = _wait_ready  # used by serving.server
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="driftline-feast-bench-") as tmp:
