@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -11,6 +11,8 @@ from driftline.limits import (
     MAX_REASON_LENGTH,
     MAX_REQUEST_ID_LENGTH,
     MAX_VERSION,
+    NAME_ECHO_LENGTH,
+    echo,
     label_problem,
     request_id_problem,
     text_problem,
@@ -108,11 +110,18 @@ class _FeaturesOrEntities(BaseModel):
     features: dict[str, Any] | list[Any] | None = Features
     entities: dict[str, Any] | None = Entities
 
-    @model_validator(mode="after")
-    def _one_of(self) -> Self:
-        if self.features is None and self.entities is None:
-            raise ValueError("send features, entities, or both")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        # Before the fields, so a misspelt key ({"feature": ...}) is answered with what the
+        # body needs, not only with "extra inputs are not permitted".
+        if isinstance(data, dict) and data.get("features") is None and data.get("entities") is None:
+            got = [echo(str(k), NAME_ECHO_LENGTH) for k in list(data)[:5]]
+            raise ValueError(
+                "send features, entities, or both"
+                + (f" (got {', '.join(map(repr, got))})" if got else "")
+            )
+        return data
 
 
 class PredictRequest(_FeaturesOrEntities):
