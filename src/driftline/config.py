@@ -306,6 +306,11 @@ class Settings(BaseSettings):
         default="none",
         description="Where OpenTelemetry spans go: nowhere, stdout, or an OTLP/HTTP endpoint.",
     )
+    feast_repo: Path | None = Field(
+        default=None,
+        description="A Feast feature repository: requests may then send entity keys and the "
+        "model's features are fetched from its online store.",
+    )
 
     @field_validator("database_url", "mlflow_tracking_uri", "mlflow_registry_uri")
     @classmethod

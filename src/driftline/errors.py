@@ -11,6 +11,8 @@ __all__ = [
     "ConfigurationError",
     "DataError",
     "DriftlineError",
+    "EntityNotFoundError",
+    "FeatureStoreUnavailableError",
     "ModelNotFoundError",
     "NotReadyError",
     "OverloadedError",
@@ -68,3 +70,23 @@ class PredictionError(DriftlineError):
 
 class StoreUnavailableError(DriftlineError):
     """The store cannot be reached (records are spilled to disk meanwhile)."""
+
+
+class EntityNotFoundError(DriftlineError):
+    """A request's entity is not in the Feast online store (answered 404, naming it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entities: dict[str, Any] | None = None,
+        views: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.entities = entities or {}
+        self.views = views or []
+
+
+class FeatureStoreUnavailableError(DriftlineError):
+    """The Feast feature store cannot answer (answered 503: no prediction on half the
+    features)."""

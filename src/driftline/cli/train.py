@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +26,7 @@ from driftline.cli.common import (
     print_json,
     state,
 )
+from driftline.errors import DataError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,6 +83,16 @@ def confusion_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class FeastOptions:
+    """Where the features of a Feast-trained model come from (``--feast-repo``)."""
+
+    repo: Path
+    entities: tuple[str, ...]
+    views: tuple[str, ...] = ()
+    timestamp: str = "event_timestamp"
+
+
 def run_training(
     data: Path,
     target: str,
@@ -89,6 +101,7 @@ def run_training(
     holdout: float,
     allow_missing: bool,
     progress_console: Console = console,
+    feast: FeastOptions | None = None,
 ) -> ModelBundle:
     from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
     from driftline.training import train_model  # noqa: PLC0415 — lazy: fast --help
@@ -104,6 +117,27 @@ def run_training(
         task = progress.add_task(f"reading {data}", total=None, rows="")
         frame = read_table(data)
         progress.update(task, description=f"read {len(frame):,} rows × {frame.shape[1]} columns")
+        spec = None
+        if feast is not None:
+            from driftline.featurestore import (  # noqa: PLC0415 — Feast only with --feast-repo
+                FeatureRepo,
+                training_table,
+            )
+
+            progress.update(task, description=f"point-in-time join from Feast ({feast.repo})")
+            table = training_table(
+                FeatureRepo(feast.repo),
+                frame,
+                entities=feast.entities,
+                views=feast.views,
+                timestamp=feast.timestamp,
+            )
+            frame, spec = table.frame, table.spec
+            views = ", ".join(f"{v} ({len(f)})" for v, f in spec.views.items())
+            progress_console.print(
+                f"Feast: {len(frame):,} rows with features from {views}"
+                + (f"; {table.dropped:,} rows without them dropped" if table.dropped else "")
+            )
 
         def step(name: str) -> None:
             progress.update(task, description=name)
@@ -127,6 +161,8 @@ def run_training(
             rows_progress=rows,
         )
         progress.update(task, description=f"trained in {result.seconds:.1f}s")
+    if spec is not None:
+        result.bundle.meta["feast"] = spec.to_meta()
     return result.bundle
 
 
@@ -150,14 +186,47 @@ def register_command(app: typer.Typer) -> None:
         ] = False,
         register: Annotated[bool, typer.Option(help="Register the model in MLflow.")] = True,
         as_json: JsonFlag = False,
+        feast_repo: Annotated[
+            Path | None,
+            typer.Option(
+                help="A Feast feature repo: DATA is then an entity table (entity keys, event "
+                "timestamp, label) and the features come from Feast's offline store, "
+                "point-in-time correct.",
+            ),
+        ] = None,
+        entity: Annotated[
+            list[str] | None,
+            typer.Option(help="Entity join key of the Feast features (repeat for several)."),
+        ] = None,
+        feature_view: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Feast feature view to read (repeat; default: every view keyed by the "
+                "entities)."
+            ),
+        ] = None,
+        timestamp_column: Annotated[
+            str, typer.Option(help="Event timestamp column of the entity table (with Feast).")
+        ] = "event_timestamp",
     ) -> None:
         """Train a classifier on DATA, print holdout metrics, and register it.
 
         The first version of a model becomes champion; later ones wait for `models promote`
-        (or --promote).
+        (or --promote). With --feast-repo, DATA holds entity keys, event timestamps and labels;
+        the features are joined from Feast and the model records which feature view each
+        comes from, so serving fetches them by entity.
         """
         from driftline.registry import CHAMPION  # noqa: PLC0415 — lazy: fast --help
 
+        feast = None
+        if feast_repo is not None:
+            if not entity:
+                raise DataError("--feast-repo needs --entity (the join key features are keyed by)")
+            feast = FeastOptions(
+                feast_repo, tuple(entity), tuple(feature_view or ()), timestamp_column
+            )
+        elif entity or feature_view:
+            raise DataError("--entity and --feature-view go with --feast-repo")
         bundle = run_training(
             data,
             target,
@@ -166,6 +235,7 @@ def register_command(app: typer.Typer) -> None:
             holdout,
             allow_missing,
             progress_console=err_console if as_json else console,
+            feast=feast,
         )
         if not as_json:
             console.print(metrics_table(bundle.metrics))

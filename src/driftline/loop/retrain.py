@@ -266,6 +266,8 @@ def retrain(
     snapshot = dataset.snapshot(data, settings.home / "snapshots")
     step(f"training a {champion.kind} challenger on {len(data.train)} rows")
     challenger = train_challenger(champion, data, seed=seed)
+    if "feast" in champion.meta:  # the challenger reads the same Feast features
+        challenger.meta["feast"] = champion.meta["feast"]
     challenger.meta.update(
         {
             "data_hash": data.content_hash,

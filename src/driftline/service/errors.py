@@ -19,6 +19,8 @@ from driftline.errors import (
     ConfigurationError,
     DataError,
     DriftlineError,
+    EntityNotFoundError,
+    FeatureStoreUnavailableError,
     ModelNotFoundError,
     NotReadyError,
     OverloadedError,
@@ -33,6 +35,8 @@ __all__ = ["install_error_handlers", "safe_errors", "status_for"]
 _STATUS: tuple[tuple[type[DriftlineError], int], ...] = (
     (ValidationError, 422),
     (ModelNotFoundError, 404),
+    (EntityNotFoundError, 404),
+    (FeatureStoreUnavailableError, 503),
     (NotReadyError, 503),
     (OverloadedError, 503),
     (StoreUnavailableError, 503),

@@ -71,6 +71,14 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.feast_lookup = Histogram(
+            "driftline_feast_lookup_seconds",
+            "Time of one Feast online lookup (entity rows of one or more requests), by "
+            "outcome: ok, not_found, error.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.prediction_latency = Histogram(
             "driftline_prediction_latency_seconds",
             "Time from a validated request to its prediction (queueing and model call).",

@@ -21,7 +21,14 @@ from driftline.alerts.config import AlertsConfig, load_alerts_config
 from driftline.alerts.runner import AlertRunner
 from driftline.config import Settings
 from driftline.drift.decision import DriftPolicy
-from driftline.errors import OverloadedError, PredictionError, ValidationError
+from driftline.errors import (
+    EntityNotFoundError,
+    FeatureStoreUnavailableError,
+    OverloadedError,
+    PredictionError,
+    ValidationError,
+)
+from driftline.featurestore import FeastSpec, check_entities, merged_features
 from driftline.logs import current_request_id, new_request_id
 from driftline.loop.controller import ACTIVE_STAGES, STAGE_CODE, RolloutController, read_rollout
 from driftline.loop.rollout import canary_routes
@@ -36,6 +43,7 @@ from driftline.scheduler import Job, Scheduler
 from driftline.schema import label_text
 from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
+from driftline.service.lookup import FeastLookup
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.service.online_learning import OnlineLearner
 from driftline.store import (
@@ -49,7 +57,7 @@ from driftline.store import (
 )
 from driftline.threads import limit_native_threads, threads_per_worker
 
-__all__ = ["ServingRuntime", "predict_and_log", "validate_records"]
+__all__ = ["ServingRuntime", "entity_features", "predict_and_log", "validate_records"]
 
 #: The longest one shutdown step (before the writer's drain) may take.
 STOP_STEP_SECONDS = 45.0
@@ -65,6 +73,7 @@ async def _bounded(step: str, awaitable: Any, seconds: float = STOP_STEP_SECONDS
         raise
     except Exception:
         log.exception("stopping: %s failed; going on", step)
+
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +116,16 @@ class ServingRuntime:
             worker_id=self.worker_id, bucket_seconds=settings.monitor_bucket_seconds
         )
         self.batcher.listeners.append(self._profile_batch)
+        #: Online feature lookups by entity (DRIFTLINE_FEAST_REPO); ``None`` without a repo.
+        self.feast: FeastLookup | None = None
+        if settings.feast_repo is not None:
+            from driftline.featurestore import FeatureRepo  # noqa: PLC0415 — Feast only with a repo
+
+            self.feast = FeastLookup(
+                FeatureRepo(settings.feast_repo),
+                max_rows=settings.microbatch_max_size,
+                on_lookup=self._observe_lookup,
+            )
         self._tasks: list[asyncio.Task[None]] = []
         self._reload_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +186,8 @@ class ServingRuntime:
         self.metrics.store_up.set(1)
         self.metrics.queue_capacity.set(settings.queue_size)
         await self.batcher.start()
+        if self.feast is not None:
+            await self.feast.start()
         self.native_thread_pools = await self.batcher.native_thread_pools()
         try:
             await self.check_for_new_model(reason="startup")
@@ -207,6 +228,8 @@ class ServingRuntime:
                 "shadow copies", asyncio.gather(*self._shadow_tasks, return_exceptions=True)
             )
         await _bounded("micro-batcher", self.batcher.stop())
+        if self.feast is not None:
+            await _bounded("Feast lookups", self.feast.stop())
         if self.writer is not None:
             await asyncio.to_thread(self.flush_buckets, everything=True)
             await asyncio.to_thread(self.writer.stop)
@@ -214,6 +237,9 @@ class ServingRuntime:
             # waits for threads of cancelled tasks still holding a connection, so none is
             # left open behind the discarded pool
             await asyncio.to_thread(self._store.dispose)
+
+    def _observe_lookup(self, seconds: float, outcome: str, rows: int) -> None:
+        self.metrics.feast_lookup.labels(outcome=outcome).observe(seconds)
 
     # --- models ---------------------------------------------------------------------------------
 
@@ -672,6 +698,75 @@ def validate_records(
         runtime.recorder.observe_rejected(bundle.version or 0, len(features))
         raise ValidationError(errors)
     return clean
+
+
+async def entity_features(
+    runtime: ServingRuntime,
+    bundle: ModelBundle,
+    entities: list[Mapping[str, Any] | None],
+    inline: list[Any],
+    locs: list[tuple[str | int, ...]],
+    *,
+    endpoint: str,
+) -> list[Any]:
+    """The features of each request row: for rows that carry entity keys, the model's Feast
+    features fetched from the online store, overlaid by those sent inline (inline wins).
+    Rows without entity keys keep their inline features. Nothing is predicted until every
+    row has all its fetched features: a missing entity raises
+    :class:`~driftline.errors.EntityNotFoundError` (404), a store outage
+    :class:`~driftline.errors.FeatureStoreUnavailableError` (503)."""
+    wanted = [n for n, e in enumerate(entities) if e is not None]
+    if not wanted:
+        return inline
+    spec = FeastSpec.of_bundle_meta(bundle.meta)
+    errors: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
+    for n in wanted:
+        loc = locs[n]
+        if spec is None:
+            errors.append(
+                {
+                    "loc": [*loc, "entities"],
+                    "msg": f"model version {bundle.version} was not trained from Feast features "
+                    "(driftline train --feast-repo); send its features instead",
+                    "type": "no_feast_features",
+                }
+            )
+            continue
+        if inline[n] is not None and not isinstance(inline[n], Mapping):
+            errors.append(
+                {
+                    "loc": [*loc, "features"],
+                    "msg": "with entities, features must be an object keyed by feature name",
+                    "type": "dict_type",
+                }
+            )
+        try:
+            keys.append(check_entities(spec, entities[n] or {}, (*loc, "entities")))
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        runtime.metrics.rejected.labels(endpoint=endpoint, reason="validation").inc()
+        raise ValidationError(errors)
+    assert spec is not None
+    if runtime.feast is None:
+        runtime.metrics.prediction_errors.labels(reason="feature_store").inc()
+        raise FeatureStoreUnavailableError(
+            "this server has no Feast repository: set DRIFTLINE_FEAST_REPO to look features "
+            "up by entity"
+        )
+    try:
+        fetched = await runtime.feast.fetch(spec, keys)
+    except FeatureStoreUnavailableError:
+        runtime.metrics.prediction_errors.labels(reason="feature_store").inc()
+        raise
+    except EntityNotFoundError:
+        runtime.metrics.rejected.labels(endpoint=endpoint, reason="entity_not_found").inc()
+        raise
+    out = list(inline)
+    for n, values in zip(wanted, fetched, strict=True):
+        out[n] = merged_features(values, inline[n] or {})
+    return out
 
 
 @tracing.traced("driftline.predict")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from driftline.limits import (
     MAX_LABEL_LENGTH,
     MAX_REASON_LENGTH,
     MAX_REQUEST_ID_LENGTH,
     MAX_VERSION,
+    NAME_ECHO_LENGTH,
+    echo,
     label_problem,
     request_id_problem,
     text_problem,
@@ -85,17 +87,45 @@ RoutingKey = Field(
     "the same model; the request id is used when absent.",
 )
 Features = Field(
-    description="An object keyed by feature name, or a list of values in schema order.",
+    default=None,
+    description="An object keyed by feature name, or a list of values in schema order. With "
+    "entities, the features sent here win over the fetched ones.",
     examples=[{"age": 35, "income": 52000, "home_ownership": "RENT"}],
+)
+Entities = Field(
+    default=None,
+    description="Entity keys (e.g. {\"customer_id\": 42}): the model's Feast features are "
+    "fetched from the online store (DRIFTLINE_FEAST_REPO) and merged with any features sent.",
+    examples=[{"customer_id": 42}],
 )
 
 
-class PredictRequest(BaseModel):
+class _FeaturesOrEntities(BaseModel):
+    """A row given by its features, by entity keys (features fetched from Feast), or both."""
+
     model_config = ConfigDict(extra="forbid")
 
     request_id: RequestIdText | None = RequestId
     routing_key: RoutingKeyText | None = RoutingKey
-    features: dict[str, Any] | list[Any] = Features
+    features: dict[str, Any] | list[Any] | None = Features
+    entities: dict[str, Any] | None = Entities
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        # Before the fields, so a misspelt key ({"feature": ...}) is answered with what the
+        # body needs, not only with "extra inputs are not permitted".
+        if isinstance(data, dict) and data.get("features") is None and data.get("entities") is None:
+            got = [echo(str(k), NAME_ECHO_LENGTH) for k in list(data)[:5]]
+            raise ValueError(
+                "send features, entities, or both"
+                + (f" (got {', '.join(map(repr, got))})" if got else "")
+            )
+        return data
+
+
+class PredictRequest(_FeaturesOrEntities):
+    pass
 
 
 class PredictResponse(BaseModel):
@@ -108,12 +138,8 @@ class PredictResponse(BaseModel):
     latency_ms: float = Field(description="Server time spent on this request.")
 
 
-class BatchInstance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: RequestIdText | None = RequestId
-    routing_key: RoutingKeyText | None = RoutingKey
-    features: dict[str, Any] | list[Any] = Features
+class BatchInstance(_FeaturesOrEntities):
+    pass
 
 
 class BatchPredictRequest(BaseModel):

@@ -166,7 +166,8 @@ class RedisStreamSource:
         """Entries of the stream the group has not acked: never delivered (``lag`` of
         ``XINFO GROUPS``) plus delivered and pending; one partition, 0."""
         try:
-            groups = self._client.xinfo_groups(self.stream)
+            # Any: redis-py 7 types replies as Awaitable | Any (the Feast extra pins redis<8)
+            groups: Any = self._client.xinfo_groups(self.stream)
         except RedisError as exc:
             raise StreamError(f"XINFO GROUPS on {self.stream!r} failed: {exc}") from exc
         for group in groups:
@@ -196,7 +197,7 @@ class RedisStreamSource:
         if not self._group_ready:
             self.ensure_group()
         try:
-            reply = self._client.xreadgroup(
+            reply: Any = self._client.xreadgroup(
                 self.group, self._consumer, {self.stream: start}, count=count, block=block_ms
             )
         except ResponseError as exc:
@@ -227,7 +228,7 @@ class RedisStreamSource:
         if not self._group_ready:
             self.ensure_group()
         try:
-            reply = self._client.xautoclaim(
+            reply: Any = self._client.xautoclaim(
                 self.stream,
                 self.group,
                 self._consumer,

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from driftline.errors import ValidationError
 from driftline.logs import adopt_request_id, new_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep
-from driftline.service.runtime import predict_and_log, validate_records
+from driftline.service.runtime import entity_features, predict_and_log, validate_records
 from driftline.service.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -21,8 +21,12 @@ from driftline.service.schemas import (
 router = APIRouter(tags=["predict"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "An entity sent in `entities` is not in the Feast online store."},
     422: {"description": "A field does not fit the model's schema; every bad field is named."},
-    503: {"description": "No model loaded yet, or the prediction log is full (Retry-After)."},
+    503: {
+        "description": "No model loaded yet, the prediction log is full, or the Feast "
+        "feature store cannot be reached (Retry-After)."
+    },
 }
 
 
@@ -34,8 +38,11 @@ async def predict(
     started = time.perf_counter()
     request_id = adopt_request_id(body.request_id)  # also the X-Request-ID of the answer
     bundle = runtime.route(champion, body.routing_key or request_id)
+    [features] = await entity_features(
+        runtime, bundle, [body.entities], [body.features], [("body",)], endpoint="/predict"
+    )
     records = validate_records(
-        runtime, bundle, [body.features], [("body", "features")], endpoint="/predict"
+        runtime, bundle, [features], [("body", "features")], endpoint="/predict"
     )
     [answer] = await predict_and_log(
         runtime, bundle, records, [request_id], source="api", started=started
@@ -63,10 +70,18 @@ async def predict_batch(
             ]
         )
     runtime.metrics.request_batch_size.observe(len(body.instances))
+    features = await entity_features(
+        runtime,
+        champion,
+        [i.entities for i in body.instances],
+        [i.features for i in body.instances],
+        [("body", "instances", n) for n in range(len(body.instances))],
+        endpoint="/predict/batch",
+    )
     records = validate_records(
         runtime,
         champion,
-        [i.features for i in body.instances],
+        features,
         [("body", "instances", n, "features") for n in range(len(body.instances))],
         endpoint="/predict/batch",
     )
