@@ -46,7 +46,9 @@ __all__ = [
 ]
 
 
-def get_runtime(request: Request) -> ServingRuntime:
+# ``async def``: a plain ``def`` dependency runs in the thread pool, one hop per request per
+# dependency (FastAPI does not know it never blocks). These two only read attributes.
+async def get_runtime(request: Request) -> ServingRuntime:
     runtime: ServingRuntime = request.app.state.runtime
     return runtime
 
@@ -54,7 +56,7 @@ def get_runtime(request: Request) -> ServingRuntime:
 RuntimeDep = Annotated[ServingRuntime, Depends(get_runtime)]
 
 
-def get_champion(runtime: RuntimeDep) -> ModelBundle:
+async def get_champion(runtime: RuntimeDep) -> ModelBundle:
     bundle = runtime.champion
     if bundle is None:
         raise NotReadyError("no champion model loaded yet; train one with `driftline train`")

@@ -536,7 +536,9 @@ class ServingRuntime:
             return None
         if self.registry.alias(CHAMPION) is None:
             return None
-        outcome = retrain(self.store, self.registry, self.settings, actor="loop")
+        outcome = retrain(
+            self.store, self.registry, self.settings, actor="loop", served=self.champion
+        )
         if outcome.challenger_version is None:
             return None
         for trigger in outcome.trigger.triggers:

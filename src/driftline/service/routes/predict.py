@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from driftline.errors import ValidationError
 from driftline.logs import adopt_request_id, new_request_id
@@ -29,7 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
 async def predict(
     body: PredictRequest, runtime: RuntimeDep, champion: ChampionDep
-) -> dict[str, Any]:
+) -> Any:
     """Predict one row with the champion (or the canary, during a rollout)."""
     started = time.perf_counter()
     request_id = adopt_request_id(body.request_id)  # also the X-Request-ID of the answer
@@ -40,7 +42,19 @@ async def predict(
     [answer] = await predict_and_log(
         runtime, bundle, records, [request_id], source="api", started=started
     )
-    return answer
+    return rendered(answer)
+
+
+def rendered(answer: dict[str, Any]) -> Any:
+    """The answer as a ready JSON response: the values are plain JSON already (``str``,
+    ``int``, ``float``, ``bool``), so re-validating them through the response model only costs
+    time on every request. An answer plain ``json`` cannot write (a NaN probability) goes back
+    through the response model as before."""
+    try:
+        body = json.dumps(answer, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return answer
+    return Response(body.encode(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, responses=ERRORS)
