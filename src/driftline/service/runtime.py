@@ -35,6 +35,7 @@ from driftline.registry import CHALLENGER, CHAMPION, Registry
 from driftline.scheduler import Job, Scheduler
 from driftline.schema import label_text
 from driftline.service.batcher import MicroBatcher
+from driftline.service import heap
 from driftline.service.events import EventHub
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.service.online import OnlineLearner
@@ -125,6 +126,7 @@ class ServingRuntime:
         self.started_at = time.time()
         #: Fields refused by validation since start (a data-quality signal for the monitor).
         self.schema_violations = 0
+        self._heap_frozen = False
 
     # --- parts ----------------------------------------------------------------------------------
 
@@ -172,6 +174,10 @@ class ServingRuntime:
             await self.check_for_new_model(reason="startup")
         except Exception as exc:  # keep serving /health; /ready says why
             log.warning("no model loaded at start-up: %s", exc)
+        if settings.gc_freeze:
+            heap.set_gen0_threshold(settings.gc_gen0_threshold)
+            heap.freeze()
+            self._heap_frozen = True
         self._tasks.append(asyncio.create_task(self._poll_aliases(), name="driftline-reload"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="driftline-gauges"))
         self._tasks.append(asyncio.create_task(self._profile_loop(), name="driftline-profiles"))
@@ -236,6 +242,8 @@ class ServingRuntime:
                 use_compiled(False)
             # One reference assignment: requests in flight keep the bundle they already hold.
             self.champion = bundle
+            if self._heap_frozen:
+                heap.refreeze()  # the new model out of collections, the old one collected
             self.metrics.set_model(CHAMPION, version, bundle.kind)
             if current is not None:
                 self.metrics.reloads.labels(result="ok").inc()
