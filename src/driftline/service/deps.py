@@ -37,6 +37,7 @@ __all__ = [
     "SessionDep",
     "WsReadDep",
     "authorize",
+    "champion_of",
     "granted",
     "require_admin",
     "require_labels",
@@ -57,6 +58,11 @@ RuntimeDep = Annotated[ServingRuntime, Depends(get_runtime)]
 
 
 async def get_champion(runtime: RuntimeDep) -> ModelBundle:
+    return champion_of(runtime)
+
+
+def champion_of(runtime: ServingRuntime) -> ModelBundle:
+    """The champion bundle; :class:`NotReadyError` (503) while none is loaded."""
     bundle = runtime.champion
     if bundle is None:
         raise NotReadyError("no champion model loaded yet; train one with `driftline train`")

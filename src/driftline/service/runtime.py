@@ -703,15 +703,16 @@ async def predict_and_log(
     version = bundle.version if bundle.version is not None else 0
     variant = runtime.variant_of(bundle)
     metrics = runtime.metrics
-    tracing.annotate(
-        {
-            "driftline.model.version": version,
-            "driftline.variant": variant,
-            "driftline.rows": len(records),
-            "driftline.source": source,
-            "driftline.request_id": current_request_id(),
-        }
-    )
+    if tracing.enabled():
+        tracing.annotate(
+            {
+                "driftline.model.version": version,
+                "driftline.variant": variant,
+                "driftline.rows": len(records),
+                "driftline.source": source,
+                "driftline.request_id": current_request_id(),
+            }
+        )
     try:
         results = await runtime.batcher.predict(bundle, records)
     except Exception as exc:
@@ -720,7 +721,7 @@ async def predict_and_log(
         raise PredictionError(f"the model failed on this request: {exc}") from exc
     now = time.time()
     elapsed_ms = (time.perf_counter() - started) * 1000.0
-    metrics.prediction_latency.labels(variant=variant).observe(elapsed_ms / 1000.0)
+    metrics.child(metrics.prediction_latency, variant).observe(elapsed_ms / 1000.0)
     runtime.recorder.observe_requests(version, [elapsed_ms] * len(records), variant=variant)
     answers: list[dict[str, Any]] = []
     for record, request_id, result in zip(records, request_ids, results, strict=True):
@@ -740,7 +741,7 @@ async def predict_and_log(
             "latency_ms": elapsed_ms,
         }
         await runtime.log_prediction(row)
-        metrics.predictions.labels(variant=variant, predicted_class=label_text(label)).inc()
+        metrics.child(metrics.predictions, variant, label_text(label)).inc()
         metrics.confidence.observe(result.confidence)
         answer = {
             "request_id": rid,
