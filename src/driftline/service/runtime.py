@@ -34,8 +34,8 @@ from driftline.monitoring.window import WindowRecorder
 from driftline.registry import CHALLENGER, CHAMPION, Registry
 from driftline.scheduler import Job, Scheduler
 from driftline.schema import label_text
-from driftline.service.batcher import MicroBatcher
 from driftline.service import heap
+from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
 from driftline.service.metrics import ServiceMetrics, WriterMetricsListener
 from driftline.service.online import OnlineLearner
@@ -752,7 +752,8 @@ async def predict_and_log(
             "variant": variant,
             "latency_ms": elapsed_ms,
         }
-        runtime.hub.publish({"type": "prediction", "ts": now, **answer})
+        if runtime.hub.subscribers:
+            runtime.hub.publish({"type": "prediction", "ts": now, **answer})
         answers.append(answer)
     if variant == "champion":
         runtime.shadow(records, answers)

@@ -12,8 +12,7 @@ from fastapi.responses import Response
 from driftline.errors import ValidationError
 from driftline.logs import adopt_request_id, new_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep, champion_of
-from driftline.service.runtime import ServingRuntime
-from driftline.service.runtime import predict_and_log, validate_records
+from driftline.service.runtime import ServingRuntime, predict_and_log, validate_records
 from driftline.service.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
