@@ -345,12 +345,19 @@ def prepare(model: str, root: Path) -> tuple[Path, Path, list[str]]:
     Registry.from_settings(settings, store).register(bundle, actor="benchmark")
     store.dispose()
     model_dir = bundle.save(root / f"bundle-{model}")
+    return home, model_dir, request_bodies()
+
+
+def request_bodies() -> list[str]:
+    """500 /predict bodies: rows of the demo's loan data the models were not trained on."""
+    from driftline.data import generate_loans
+
     rows = generate_loans(500, seed=2, with_target=False)
     bodies = []
     for record in rows.to_dict("records"):
         features = {k: _plain(v) for k, v in record.items()}
         bodies.append(json.dumps({"features": features}))
-    return home, model_dir, bodies
+    return bodies
 
 
 VARIANTS: dict[str, tuple[str, dict[str, str], bool]] = {
@@ -649,7 +656,17 @@ def main() -> None:
         default=",".join(MODELS),
         help=f"comma-separated models to run (default {','.join(MODELS)})",
     )
+    parser.add_argument(
+        "--wrk-script",
+        type=Path,
+        help="write the wrk Lua script (POST /predict with the benchmark's bodies) here and exit",
+    )
     args = parser.parse_args()
+    if args.wrk_script is not None:
+        args.wrk_script.parent.mkdir(parents=True, exist_ok=True)
+        wrk_script(request_bodies(), args.wrk_script.parent).rename(args.wrk_script)
+        print(f"wrote {args.wrk_script}")
+        return
     seconds, repeats = (2.0, 1) if args.quick else (args.seconds, args.repeats)
     if args.workers_only and not args.workers:
         parser.error("--workers-only needs --workers N")
