@@ -189,3 +189,34 @@ def test_no_access_log_by_default(
         r = c.get("/health", headers={"X-Request-ID": "quiet"})
         assert r.headers["X-Request-ID"] == "quiet"
         assert json_lines(output.readouterr()) == []
+
+
+# --- generated request ids ---------------------------------------------------------------------
+
+
+def test_generated_request_ids_are_32_hex_digits_and_unique() -> None:
+    from driftline.logs import new_request_id
+
+    ids = [new_request_id() for _ in range(5_000)]  # several blocks of 256
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_child_never_hands_out_its_parent_s_next_ids() -> None:
+    import os
+
+    from driftline.logs import new_request_id
+
+    new_request_id()  # a block is in hand
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its next ids and leaves at once
+        os.close(read)
+        os.write(write, " ".join(new_request_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_request_id() for _ in range(10)}
+    assert len(child) == 10 and not child & parent

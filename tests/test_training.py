@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,6 +134,47 @@ def test_compiled_path_equals_the_pipeline(fitted: ModelBundle) -> None:
     fast = model.predict_proba_records(records)
     slow = model.predict_proba(fitted.schema.to_frame(records))
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+
+
+def test_forest_fast_path_equals_scikit_learn_bit_for_bit(fitted: ModelBundle) -> None:
+    model = fitted.model
+    assert isinstance(model, SklearnModel)
+    forest = model.pipeline.named_steps["model"]
+    records = _records(generate_loans(300, seed=11), fitted.schema.names)
+    features = model._compiled.transform_records(records)  # type: ignore[union-attr]
+    if fitted.kind != "rf":
+        assert model._forest is None
+        return
+    assert model._forest is not None
+    for rows in (records[:1], records[:7], records):
+        fast = model.predict_proba_records(rows)
+        assert model._forest is not None and model._forest.verified
+        assert np.array_equal(fast, forest.predict_proba(model._compiled.transform_records(rows)))
+    assert np.array_equal(model.predict_proba_records(records), forest.predict_proba(features))
+    # a pickled model rebuilds the fast path and verifies it again
+    again = pickle.loads(pickle.dumps(model))
+    assert again._forest is not None and not again._forest.verified
+    assert np.array_equal(again.predict_proba_records(records), forest.predict_proba(features))
+
+
+def test_forest_fast_path_is_dropped_when_it_disagrees() -> None:
+    from driftline.models.sklearn import ForestPredictor
+
+    frame = generate_loans(600, seed=3)
+    bundle = train_model(frame, TARGET, kind="rf", allow_missing=True).bundle
+    model = bundle.model
+    assert isinstance(model, SklearnModel) and model._forest is not None
+    forest = model.pipeline.named_steps["model"]
+
+    class Skewed(ForestPredictor):
+        def _sum(self, features: np.ndarray) -> np.ndarray:
+            return super()._sum(features) + 1e-9
+
+    model._forest = Skewed(forest)
+    records = _records(generate_loans(50, seed=5), bundle.schema.names)
+    expected = forest.predict_proba(model._compiled.transform_records(records))  # type: ignore[union-attr]
+    assert np.array_equal(model.predict_proba_records(records), expected)
+    assert model._forest is None  # never tried again
 
 
 @settings(max_examples=40, deadline=None)

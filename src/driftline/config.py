@@ -134,6 +134,17 @@ class Settings(BaseSettings):
     reload_poll_seconds: float = Field(
         default=5.0, gt=0, description="How often each worker polls the champion alias."
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="Freeze the loaded heap (gc.freeze) so collections skip the model and "
+        "libraries: no full-collection pause on /predict.",
+    )
+    gc_gen0_threshold: int = Field(
+        default=20_000,
+        ge=100,
+        description="Allocations between young garbage collections in a serving worker "
+        "(CPython's default is 700).",
+    )
     ws_max_events_per_second: float = Field(
         default=20.0, gt=0, description="Per-client WebSocket prediction-event rate cap."
     )

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
-import uuid
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,37 @@ __all__ = [
 
 
 
+class _RandomIds:
+    """Random 128-bit ids (32 hex digits, like ``uuid4().hex``) drawn from ``os.urandom`` in
+    blocks: one ``urandom`` call per request cost up to ~0.3 ms of the event loop under load
+    (a system call on a busy machine), a block of 256 ids costs one call. A forked child starts
+    a block of its own, so parent and child never hand out the same id."""
+
+    BLOCK = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[str] = []
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._ids:
+                raw = os.urandom(16 * self.BLOCK).hex()
+                self._ids = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+            return self._ids.pop()
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = []
+
+
+_random_ids = _RandomIds()
+os.register_at_fork(after_in_child=_random_ids.reset)
+
+
 def new_request_id() -> str:
-    """A fresh request id: 32 hex digits."""
-    return uuid.uuid4().hex
+    """A fresh request id: 32 random hex digits."""
+    return _random_ids()
 
 
 @dataclass

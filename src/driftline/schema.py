@@ -147,7 +147,7 @@ class FeatureSchema:
         ``features`` is an object keyed by feature name or a list in schema order.
         """
         errors: list[dict[str, Any]] = []
-        if isinstance(features, Mapping):
+        if isinstance(features, dict | Mapping):
             raw: Mapping[str, Any] = features
             for key in features:
                 if key not in self._index:
@@ -189,7 +189,11 @@ class FeatureSchema:
                     )
                 )
                 continue
-            value, error = spec.check(raw[spec.name], (*loc, spec.name))
+            value = raw[spec.name]
+            if type(value) is float and spec.kind == "numeric" and math.isfinite(value):
+                clean[spec.name] = value  # the common case, as spec.check would answer it
+                continue
+            value, error = spec.check(value, (*loc, spec.name))
             if error is not None:
                 errors.append(error)
             else:

@@ -267,3 +267,25 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     } <= paths
     assert "422" in spec["paths"]["/predict"]["post"]["responses"]
     assert spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+
+
+def test_an_answer_plain_json_cannot_write_goes_through_the_response_model() -> None:
+    import json
+
+    from fastapi.responses import Response
+
+    from driftline.service.routes.predict import rendered
+
+    answer = {
+        "request_id": "r1",
+        "prediction": 1,
+        "probabilities": {"0": 0.25, "1": 0.75},
+        "confidence": 0.75,
+        "model_version": 3,
+        "variant": "champion",
+        "latency_ms": 1.5,
+    }
+    ready = rendered(answer)
+    assert isinstance(ready, Response) and json.loads(ready.body) == answer
+    odd = {**answer, "confidence": float("nan")}
+    assert rendered(odd) is odd  # FastAPI serialises it with PredictResponse, as before

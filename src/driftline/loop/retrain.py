@@ -226,17 +226,34 @@ def retrain(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     start_rollout_on_pass: bool = True,
+    served: ModelBundle | None = None,
 ) -> RetrainOutcome:
-    """One pass: trigger → data → challenger → gate → (rollout). Every step is audited."""
+    """One pass: trigger → data → challenger → gate → (rollout). Every step is audited.
+
+    ``served`` is the champion bundle the caller already holds (the server's): when its
+    version is the champion alias's, the trigger check uses it instead of loading the model
+    again. Loading unpickles the model and reads its reference data, holding the GIL for
+    tens of milliseconds: every loop interval, that stalled the requests being served. The
+    bundle is loaded afresh only when a retrain is decided (training must not touch the
+    served object).
+    """
     started = time.perf_counter()
     step = progress or (lambda _s: None)
-    champion = registry.load_alias(CHAMPION)
+    champion: ModelBundle | None
+    if served is not None and served.version == registry.alias(CHAMPION):
+        champion = served
+    else:
+        champion = registry.load_alias(CHAMPION)
     if champion is None:
         raise DataError("no champion to retrain from; train one with `driftline train`")
     inputs, anchor = trigger_inputs(store, settings, champion, forced=forced)
     decision = decide_retrain(inputs, trigger_policy(settings))
     if not decision.retrain:
         return RetrainOutcome(trigger=decision, seconds=time.perf_counter() - started)
+    if champion is served:
+        champion = registry.load_alias(CHAMPION)
+        if champion is None:
+            raise DataError("no champion to retrain from; train one with `driftline train`")
     target = str(champion.schema.target)
     store.audit(
         "retrain_triggered",

@@ -87,12 +87,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(
-                endpoint=endpoint, method=scope["method"], status=str(status)
-            ).inc()
-            self.metrics.http_duration.labels(endpoint=endpoint).observe(
-                time.perf_counter() - started
-            )
+            metrics = self.metrics
+            metrics.child(metrics.http_requests, endpoint, scope["method"], str(status)).inc()
+            metrics.child(metrics.http_duration, endpoint).observe(time.perf_counter() - started)
 
 
 def create_app(

@@ -37,6 +37,7 @@ __all__ = [
     "SessionDep",
     "WsReadDep",
     "authorize",
+    "champion_of",
     "granted",
     "require_admin",
     "require_labels",
@@ -46,7 +47,9 @@ __all__ = [
 ]
 
 
-def get_runtime(request: Request) -> ServingRuntime:
+# ``async def``: a plain ``def`` dependency runs in the thread pool, one hop per request per
+# dependency (FastAPI does not know it never blocks). These two only read attributes.
+async def get_runtime(request: Request) -> ServingRuntime:
     runtime: ServingRuntime = request.app.state.runtime
     return runtime
 
@@ -54,7 +57,12 @@ def get_runtime(request: Request) -> ServingRuntime:
 RuntimeDep = Annotated[ServingRuntime, Depends(get_runtime)]
 
 
-def get_champion(runtime: RuntimeDep) -> ModelBundle:
+async def get_champion(runtime: RuntimeDep) -> ModelBundle:
+    return champion_of(runtime)
+
+
+def champion_of(runtime: ServingRuntime) -> ModelBundle:
+    """The champion bundle; :class:`NotReadyError` (503) while none is loaded."""
     bundle = runtime.champion
     if bundle is None:
         raise NotReadyError("no champion model loaded yet; train one with `driftline train`")

@@ -57,6 +57,7 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.http_requests = Counter(
             "driftline_http_requests_total",
@@ -414,6 +415,15 @@ class ServiceMetrics:
             ["notifier", "result"],
             registry=r,
         )
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: the hot path's metrics take a few label
+        sets only, and ``labels()`` costs a lock and a validation on every call."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def render(self) -> bytes:
         """The text exposition of this app's metrics (all workers' in multi-worker mode)."""

@@ -41,6 +41,7 @@ from driftline.monitoring.window import WindowRecorder
 from driftline.registry import CHALLENGER, CHAMPION, Registry
 from driftline.scheduler import Job, Scheduler
 from driftline.schema import label_text
+from driftline.service import heap
 from driftline.service.batcher import MicroBatcher
 from driftline.service.events import EventHub
 from driftline.service.lookup import FeastLookup
@@ -144,6 +145,7 @@ class ServingRuntime:
         self.started_at = time.time()
         #: Fields refused by validation since start (a data-quality signal for the monitor).
         self.schema_violations = 0
+        self._heap_frozen = False
 
     # --- parts ----------------------------------------------------------------------------------
 
@@ -193,6 +195,10 @@ class ServingRuntime:
             await self.check_for_new_model(reason="startup")
         except Exception as exc:  # keep serving /health; /ready says why
             log.warning("no model loaded at start-up: %s", exc)
+        if settings.gc_freeze:
+            heap.set_gen0_threshold(settings.gc_gen0_threshold)
+            heap.freeze()
+            self._heap_frozen = True
         self._tasks.append(asyncio.create_task(self._poll_aliases(), name="driftline-reload"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="driftline-gauges"))
         self._tasks.append(asyncio.create_task(self._profile_loop(), name="driftline-profiles"))
@@ -262,6 +268,8 @@ class ServingRuntime:
                 use_compiled(False)
             # One reference assignment: requests in flight keep the bundle they already hold.
             self.champion = bundle
+            if self._heap_frozen:
+                heap.refreeze()  # the new model out of collections, the old one collected
             self.metrics.set_model(CHAMPION, version, bundle.kind)
             if current is not None:
                 self.metrics.reloads.labels(result="ok").inc()
@@ -562,7 +570,9 @@ class ServingRuntime:
             return None
         if self.registry.alias(CHAMPION) is None:
             return None
-        outcome = retrain(self.store, self.registry, self.settings, actor="loop")
+        outcome = retrain(
+            self.store, self.registry, self.settings, actor="loop", served=self.champion
+        )
         if outcome.challenger_version is None:
             return None
         for trigger in outcome.trigger.triggers:
@@ -786,15 +796,16 @@ async def predict_and_log(
     version = bundle.version if bundle.version is not None else 0
     variant = runtime.variant_of(bundle)
     metrics = runtime.metrics
-    tracing.annotate(
-        {
-            "driftline.model.version": version,
-            "driftline.variant": variant,
-            "driftline.rows": len(records),
-            "driftline.source": source,
-            "driftline.request_id": current_request_id(),
-        }
-    )
+    if tracing.enabled():
+        tracing.annotate(
+            {
+                "driftline.model.version": version,
+                "driftline.variant": variant,
+                "driftline.rows": len(records),
+                "driftline.source": source,
+                "driftline.request_id": current_request_id(),
+            }
+        )
     try:
         results = await runtime.batcher.predict(bundle, records)
     except Exception as exc:
@@ -803,7 +814,7 @@ async def predict_and_log(
         raise PredictionError(f"the model failed on this request: {exc}") from exc
     now = time.time()
     elapsed_ms = (time.perf_counter() - started) * 1000.0
-    metrics.prediction_latency.labels(variant=variant).observe(elapsed_ms / 1000.0)
+    metrics.child(metrics.prediction_latency, variant).observe(elapsed_ms / 1000.0)
     runtime.recorder.observe_requests(version, [elapsed_ms] * len(records), variant=variant)
     answers: list[dict[str, Any]] = []
     for record, request_id, result in zip(records, request_ids, results, strict=True):
@@ -823,7 +834,7 @@ async def predict_and_log(
             "latency_ms": elapsed_ms,
         }
         await runtime.log_prediction(row)
-        metrics.predictions.labels(variant=variant, predicted_class=label_text(label)).inc()
+        metrics.child(metrics.predictions, variant, label_text(label)).inc()
         metrics.confidence.observe(result.confidence)
         answer = {
             "request_id": rid,
@@ -834,7 +845,8 @@ async def predict_and_log(
             "variant": variant,
             "latency_ms": elapsed_ms,
         }
-        runtime.hub.publish({"type": "prediction", "ts": now, **answer})
+        if runtime.hub.subscribers:
+            runtime.hub.publish({"type": "prediction", "ts": now, **answer})
         answers.append(answer)
     if variant == "champion":
         runtime.shadow(records, answers)
