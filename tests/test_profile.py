@@ -21,6 +21,7 @@ from driftline.profiles import (
     merge_all,
     merge_payloads,
     output_columns,
+    _bin_index,
     quantile_edges,
 )
 from driftline.schema import infer_schema
@@ -115,6 +116,40 @@ def test_bad_edges_and_bins_are_refused() -> None:
         quantile_edges([1.0, 2.0], bins=1)
     with pytest.raises(DataError, match="strictly increasing"):
         NumericProfile.empty([1.0, 1.0])
+
+
+# Magnitudes whose squares stay finite (the moments would overflow, not the binning).
+_FLOATS = st.floats(min_value=-1e100, max_value=1e100, allow_nan=False, allow_subnormal=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.lists(_FLOATS, min_size=1, max_size=40),
+    edges=st.lists(_FLOATS, min_size=1, max_size=70, unique=True),
+    n=st.sampled_from([1023, 1024, 5_000, 32_768 + 17]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_binning_equals_searchsorted(pool: list[float], edges: list[float], n: int, seed: int) -> None:
+    # Large batches are binned block by block with one comparison per edge (_bin_index);
+    # values drawn from a small pool hit the edges themselves, and edges from the same pool.
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array(pool + edges[: len(edges) // 2]), size=n)
+    e = np.unique(np.array(edges, dtype=np.float64))
+    expected = np.searchsorted(e, values, side="right")
+    np.testing.assert_array_equal(_bin_index(e, values), expected)
+    # A profile on those edges counts the same bins, and out-of-range values as the reference
+    # range says (whether or not the outer bins are that range).
+    for lo, hi in ((e[0], np.nextafter(e[-1], -np.inf)), (e[0], e[-1]), (None, None)):
+        p = NumericProfile.empty(
+            e,
+            reference_minimum=None if lo is None else float(lo),
+            reference_maximum=None if hi is None else float(hi),
+            sample_size=0,
+        )
+        p.add(values, rng)
+        assert p.counts.tolist() == np.bincount(expected, minlength=len(e) + 1).tolist()
+        assert p.below_reference == (0 if lo is None else int(np.count_nonzero(values < lo)))
+        assert p.above_reference == (0 if hi is None else int(np.count_nonzero(values > hi)))
 
 
 # --- reference ------------------------------------------------------------------------------

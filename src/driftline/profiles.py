@@ -78,10 +78,13 @@ PREDICTION = "prediction"
 SCORE = "score"
 
 # Batches with at most this many (rows x numeric features x edges) comparisons are binned in
-# one broadcast comparison; bigger ones column by column with ``np.searchsorted``.
+# one broadcast comparison; bigger ones column by column (:func:`_bin_index`).
 _BROADCAST_LIMIT = 40_000
 # Up to this many edges, large batches are binned by comparing with each edge in turn.
 _SCAN_EDGES = 64
+# Rows compared with every edge before moving on: a block and its flags stay in the CPU cache
+# (32k float64 = 256 KiB), so the values are read from memory once, not once per edge.
+_SCAN_BLOCK = 1 << 15
 # Batches up to this many rows map categories with a dict; bigger ones with ``pd.factorize``.
 _SMALL_CATEGORICAL = 64
 # Frames up to this many rows are converted to one object block in :meth:`add_frame`.
@@ -107,18 +110,28 @@ def _float_or(value: Any, default: float) -> float:
 
 
 def _bin_index(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.integer[Any]]:
-    """Bin of each value: the number of edges at or below it.
+    """Bin of each value: the number of edges at or below it (``searchsorted(side="right")``).
 
-    For a few dozen edges, one vectorized comparison per edge is several times faster than
-    ``np.searchsorted`` (a binary search per value, with unpredictable branches).
+    For a few dozen edges, comparing with each edge in turn is several times faster than
+    ``np.searchsorted`` (a binary search per value, with unpredictable branches), and doing it
+    block by block over cache-sized slices several times faster again than whole-array passes
+    (which read the values from memory once per edge). ``values`` hold no NaN (the callers
+    bin present values only).
     """
-    if len(edges) > _SCAN_EDGES or len(values) < 1024:
+    n = len(values)
+    if len(edges) > _SCAN_EDGES or n < 1024:
         return np.searchsorted(edges, values, side="right")
-    idx = np.zeros(len(values), dtype=np.uint8)
-    above = np.empty(len(values), dtype=bool)
-    for edge in edges.tolist():
-        np.greater_equal(values, edge, out=above)
-        np.add(idx, above, out=idx, casting="unsafe")
+    idx = np.zeros(n, dtype=np.uint8)
+    flags = np.empty(min(n, _SCAN_BLOCK), dtype=bool)
+    ones = flags.view(np.uint8)
+    thresholds = edges.tolist()
+    for start in range(0, n, _SCAN_BLOCK):
+        block = values[start : start + _SCAN_BLOCK]
+        out = idx[start : start + _SCAN_BLOCK]
+        above, counted = flags[: len(block)], ones[: len(block)]
+        for edge in thresholds:
+            np.greater_equal(block, edge, out=above)
+            np.add(out, counted, out=out)
     return idx
 
 
@@ -328,18 +341,37 @@ class NumericProfile:
             return
         idx = _bin_index(self.edges, present)
         k = len(self.counts)
-        self.counts += np.bincount(idx, minlength=k)
+        counts = np.bincount(idx, minlength=k)
+        self.counts += counts
         self.sums += np.bincount(idx, weights=present, minlength=k)
-        if self.reference_minimum is not None:
-            self.below_reference += int(np.count_nonzero(present < self.reference_minimum))
-        if self.reference_maximum is not None:
-            self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
+        if self._outer_bins_are_out_of_range():
+            # Bins laid out by quantile_edges: below the reference minimum is the first bin,
+            # above its maximum (at or above the next float) the last.
+            self.below_reference += int(counts[0])
+            self.above_reference += int(counts[-1])
+        else:
+            if self.reference_minimum is not None:
+                self.below_reference += int(np.count_nonzero(present < self.reference_minimum))
+            if self.reference_maximum is not None:
+                self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
         batch_mean = float(present.mean())
         dev = present - batch_mean
         self._merge_moments(n, batch_mean, float(dev @ dev))
         self.minimum = min(self.minimum, float(present.min()))
         self.maximum = max(self.maximum, float(present.max()))
         self._sample_batch(present, rng)
+
+    def _outer_bins_are_out_of_range(self) -> bool:
+        """Whether the first bin holds exactly the values below the reference minimum and the
+        last those above its maximum (edges from :func:`quantile_edges` of the reference)."""
+        lo, hi = self.reference_minimum, self.reference_maximum
+        return (
+            lo is not None
+            and hi is not None
+            and len(self.edges) > 0
+            and float(self.edges[0]) == lo
+            and float(self.edges[-1]) == math.nextafter(hi, math.inf)
+        )
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         total = self.count + n
