@@ -118,6 +118,52 @@ def test_bad_edges_and_bins_are_refused() -> None:
         NumericProfile.empty([1.0, 1.0])
 
 
+def _quantile_edges_by_scanning(values: np.ndarray, bins: int) -> list[float]:
+    """quantile_edges as first written: every run of equal values counted, every value
+    binned (the oracle of the faster version, which looks at the sorted values' positions)."""
+    x = np.sort(values[np.isfinite(values)])
+    n = len(x)
+    if n == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+    counts = np.diff(np.append(starts, n))
+    heavy = x[starts[counts * bins >= n]]
+    ranks = (n * np.arange(1, bins) + bins - 1) // bins
+    quantiles = x[np.clip(ranks - 1, 0, n - 1)]
+    candidates = np.unique(
+        np.concatenate(
+            [quantiles, heavy, np.nextafter(heavy, np.inf), [x[0], np.nextafter(x[-1], np.inf)]]
+        )
+    )
+    candidates = candidates[candidates >= x[0]]
+    inner = np.bincount(np.searchsorted(candidates, x, side="right"), minlength=len(candidates) + 1)
+    keep = inner[1:] > 0
+    keep[0] = keep[-1] = True
+    return candidates[keep].tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    pool=st.lists(
+        st.floats(min_value=-1e300, max_value=1e300, allow_subnormal=True)
+        | st.sampled_from([math.nan, math.inf, -math.inf]),
+        min_size=1,
+        max_size=30,
+    ),
+    n=st.integers(1, 3_000),
+    bins=st.integers(2, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_quantile_edges_equal_the_scanning_definition(
+    pool: list[float], n: int, bins: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array(pool), size=n)  # ties, heavy values, NaN and infinities
+    if seed % 2:
+        values = values + rng.normal(size=n) * (seed % 7)  # and mostly distinct ones
+    assert quantile_edges(values, bins).tolist() == _quantile_edges_by_scanning(values, bins)
+
+
 # Magnitudes whose squares stay finite (the moments would overflow, not the binning).
 _FLOATS = st.floats(min_value=-1e100, max_value=1e100, allow_nan=False, allow_subnormal=True)
 

@@ -1295,13 +1295,22 @@ def quantile_edges(values: npt.ArrayLike, bins: int = DEFAULT_BINS) -> FloatArra
     if bins < 2:
         raise DataError(f"bins must be >= 2, got {bins}")
     x = np.asarray(values, dtype=np.float64).ravel()
-    x = np.sort(x[np.isfinite(x)])
-    if len(x) == 0:
-        return _empty_float()
+    finite = np.isfinite(x)
+    x = np.sort(x if finite.all() else x[finite])
+    return _sorted_quantile_edges(x, bins)
+
+
+def _sorted_quantile_edges(x: FloatArray, bins: int) -> FloatArray:
+    """:func:`quantile_edges` of sorted finite values."""
     n = len(x)
-    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
-    counts = np.diff(np.append(starts, n))
-    heavy = x[starts[counts * bins >= n]]
+    if n == 0:
+        return _empty_float()
+    # A heavy value (at least n / bins copies) is a run of at least ``step`` equal sorted
+    # values, so it sits at one of the positions 0, step, 2 * step...: count only those.
+    step = -(-n // bins)
+    sampled = np.unique(x[::step])
+    copies = np.searchsorted(x, sampled, side="right") - np.searchsorted(x, sampled, side="left")
+    heavy = sampled[copies * bins >= n]
     # Inverse of the empirical CDF at i / bins: the value of rank ceil(n * i / bins).
     ranks = (n * np.arange(1, bins) + bins - 1) // bins
     quantiles = x[np.clip(ranks - 1, 0, n - 1)]
@@ -1311,11 +1320,12 @@ def quantile_edges(values: npt.ArrayLike, bins: int = DEFAULT_BINS) -> FloatArra
         )
     )
     candidates = candidates[candidates >= x[0]]
-    inner = np.bincount(np.searchsorted(candidates, x, side="right"), minlength=len(candidates) + 1)
-    # ``inner[i + 1]`` counts bin [candidates[i], candidates[i + 1]). An empty bin is merged into
-    # its left neighbour by dropping its left edge; the minimum and the edge just above the
-    # maximum (whose bins hold data or lie outside the reference range) always stay.
-    keep = inner[1:] > 0
+    # Values in bin [candidates[i], candidates[i + 1]) (the last bin open), from the sorted
+    # values' positions. An empty bin is merged into its left neighbour by dropping its left
+    # edge; the minimum and the edge just above the maximum (whose bins hold data or lie
+    # outside the reference range) always stay.
+    inner = np.diff(np.append(np.searchsorted(x, candidates, side="left"), n))
+    keep = inner > 0
     keep[0] = keep[-1] = True
     return np.asarray(candidates[keep], dtype=np.float64)
 
