@@ -18,6 +18,7 @@ from driftline.profiles import (
     NumericProfile,
     build_output_profile,
     build_reference_profile,
+    category_counts,
     merge_all,
     merge_payloads,
     output_columns,
@@ -365,6 +366,46 @@ def test_pandas_string_and_nullable_columns() -> None:
     assert _numeric(window, "x").missing == 101
     assert _categorical(window, "c").missing == 101
     assert _categorical(window, "c").counts.tolist() == [101, 101, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    known=st.integers(0, 6),
+    unseen=st.integers(0, 40),
+    capacity=st.integers(0, 25),
+    n=st.sampled_from([1, 60, 65, 3_000]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_arrow_strings_count_as_python_strings(
+    known: int, unseen: int, capacity: int, n: int, seed: int
+) -> None:
+    # pandas' pyarrow-backed str columns and Arrow (dictionary) arrays are counted from Arrow's
+    # value counts; the result equals counting the same values as Python objects.
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    names = np.array([f"k{i}" for i in range(known)] + [f"u{i}" for i in range(unseen)] + [None])
+    values = names[rng.integers(0, len(names), n)]
+    categories = [f"k{i}" for i in range(known)]
+    as_objects = CategoricalProfile.empty(categories, unseen_capacity=capacity)
+    as_objects.add(values.astype(object))
+    arrow = pa.array(values.tolist(), type=pa.string())
+    half = n // 2
+    forms = {
+        "pandas str": pd.Series(values.tolist(), dtype="str"),
+        "pandas string[pyarrow]": pd.Series(values.tolist(), dtype="string[pyarrow]"),
+        "arrow": arrow,
+        "arrow dictionary, chunked": pa.chunked_array(
+            [arrow[:half].dictionary_encode(), arrow[half:].dictionary_encode()]
+        ),
+    }
+    for form, column in forms.items():
+        p = CategoricalProfile.empty(categories, unseen_capacity=capacity)
+        p.add(column)
+        assert p.counts.tolist() == as_objects.counts.tolist(), form
+        assert p.missing == as_objects.missing, form
+        assert p.unseen_names == as_objects.unseen_names, form
+        assert category_counts(column) == category_counts(values.astype(object)), form
 
 
 # --- merging --------------------------------------------------------------------------------

@@ -623,11 +623,41 @@ class CategoricalProfile:
         return self.missing / self.total if self.total else 0.0
 
     def add(self, values: Any) -> None:
-        """Count a batch of values in place (strings; other values compare by ``str``)."""
-        if len(values) <= _SMALL_CATEGORICAL:
+        """Count a batch of values in place (strings; other values compare by ``str``).
+
+        ``values`` may also be Arrow strings (pandas' pyarrow-backed ``str`` columns, Arrow
+        string or dictionary arrays), which are counted without a Python object per row.
+        """
+        arrow = _arrow_strings(values)
+        if arrow is not None:
+            names, counts = _arrow_value_counts(arrow)
+            self._add_counts(names, counts)
+        elif len(values) <= _SMALL_CATEGORICAL:
             self._add_small(values)
         else:
             self._add_large(values)
+
+    def _add_counts(self, names: Sequence[str | None], counts: IntArray) -> None:
+        """Count distinct values given with their counts (``None``: missing)."""
+        lookup = self._codes()
+        k = len(self.categories)
+        codes = np.fromiter(
+            (-1 if u is None else lookup.get(u, k) for u in names), dtype=np.int64, count=len(names)
+        )
+        present = codes >= 0
+        self.missing += int(counts[~present].sum())
+        self.counts += np.bincount(codes[present], weights=counts[present], minlength=k + 1).astype(
+            np.int64
+        )
+        new = np.flatnonzero(codes == k)
+        if len(new):
+            batch: dict[str, int] = {}
+            for i in new.tolist():
+                name = str(names[i])
+                batch[name] = batch.get(name, 0) + int(counts[i])
+            if len(batch) > self.unseen_capacity:
+                batch = _merge_tallies({}, batch, self.unseen_capacity)
+            self.unseen_names = _merge_tallies(self.unseen_names, batch, self.unseen_capacity)
 
     def _add_small(self, values: Iterable[Any]) -> None:
         lookup = self._codes()
@@ -1339,12 +1369,54 @@ def _numeric_values(column: pd.Series[Any]) -> FloatArray:
         raise DataError(f"column '{column.name}' must be numeric: {exc}") from exc
 
 
+def _arrow_strings(values: Any) -> Any:
+    """The Arrow array of a column of strings -- a pandas column of pyarrow-backed strings, an
+    Arrow string or dictionary-of-strings array -- or None for any other column."""
+    if isinstance(values, pd.Series):
+        dtype = values.dtype
+        if not (
+            (isinstance(dtype, pd.StringDtype) and str(dtype.storage).startswith("pyarrow"))
+            or isinstance(dtype, pd.ArrowDtype)
+        ):
+            return None
+    elif not type(values).__module__.startswith("pyarrow"):
+        return None
+    import pyarrow as pa
+
+    arrow = pa.array(values) if isinstance(values, pd.Series) else values
+    if not isinstance(arrow, pa.Array | pa.ChunkedArray):
+        return None
+    t = arrow.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arrow
+    return None
+
+
+def _arrow_value_counts(arrow: Any) -> tuple[list[str | None], IntArray]:
+    """Distinct values of Arrow strings (None for missing) and how often each occurs."""
+    import pyarrow.compute as pc
+
+    found = pc.value_counts(arrow)
+    names: list[str | None] = found.field("values").to_pylist()
+    return names, np.asarray(found.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def category_counts(values: Any) -> Counter[str]:
     """Count of each present value of a categorical column, by its string form.
 
     Counts of parts of a column add up to the counts of the whole (``Counter`` addition), so
     the categories of a reference too large for memory are counted batch by batch.
     """
+    arrow = _arrow_strings(values)
+    if arrow is not None:
+        names, counts = _arrow_value_counts(arrow)
+        total: Counter[str] = Counter()
+        for name, count in zip(names, counts.tolist(), strict=True):
+            if name is not None:
+                total[name] += count
+        return total
     column = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     present = column.dropna()
     if not pd.api.types.is_string_dtype(present.dtype) or present.dtype == object:
