@@ -16,13 +16,13 @@ from driftline.profiles import (
     CategoricalProfile,
     DatasetProfile,
     NumericProfile,
+    _bin_index,
     build_output_profile,
     build_reference_profile,
     category_counts,
     merge_all,
     merge_payloads,
     output_columns,
-    _bin_index,
     quantile_edges,
 )
 from driftline.schema import infer_schema
@@ -176,7 +176,9 @@ _FLOATS = st.floats(min_value=-1e100, max_value=1e100, allow_nan=False, allow_su
     n=st.sampled_from([1023, 1024, 5_000, 32_768 + 17]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_binning_equals_searchsorted(pool: list[float], edges: list[float], n: int, seed: int) -> None:
+def test_binning_equals_searchsorted(
+    pool: list[float], edges: list[float], n: int, seed: int
+) -> None:
     # Large batches are binned block by block with one comparison per edge (_bin_index);
     # values drawn from a small pool hit the edges themselves, and edges from the same pool.
     rng = np.random.default_rng(seed)
