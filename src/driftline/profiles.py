@@ -339,6 +339,18 @@ class NumericProfile:
         n = len(present)
         if n == 0:
             return
+        if n <= _SCAN_BLOCK or len(self.edges) > _SCAN_EDGES:
+            self._count(present)
+        else:
+            # Block by block, so that every step reads a block the previous one left in the
+            # CPU cache: the values come from memory once. Moments merge as for batches.
+            for start in range(0, n, _SCAN_BLOCK):
+                self._count(present[start : start + _SCAN_BLOCK])
+        self._sample_batch(present, rng)
+
+    def _count(self, present: FloatArray) -> None:
+        """Count present (finite) values: bins, sums, range, moments."""
+        n = len(present)
         idx = _bin_index(self.edges, present)
         k = len(self.counts)
         counts = np.bincount(idx, minlength=k)
@@ -356,10 +368,12 @@ class NumericProfile:
                 self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
         batch_mean = float(present.mean())
         dev = present - batch_mean
-        self._merge_moments(n, batch_mean, float(dev @ dev))
+        # Squares summed by numpy (pairwise), not a BLAS dot product, whose thread pool costs
+        # more than the arithmetic when it wakes on a busy machine.
+        np.square(dev, out=dev)
+        self._merge_moments(n, batch_mean, float(dev.sum()))
         self.minimum = min(self.minimum, float(present.min()))
         self.maximum = max(self.maximum, float(present.max()))
-        self._sample_batch(present, rng)
 
     def _outer_bins_are_out_of_range(self) -> bool:
         """Whether the first bin holds exactly the values below the reference minimum and the
