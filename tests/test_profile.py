@@ -23,7 +23,9 @@ from driftline.profiles import (
     merge_all,
     merge_payloads,
     output_columns,
+    profile_columns,
     quantile_edges,
+    reference_bins,
 )
 from driftline.schema import infer_schema
 
@@ -225,6 +227,34 @@ def test_reference_profile_summarises_each_feature(reference: DatasetProfile) ->
     assert c.categories == ("a", "b", "c", "d")  # most frequent first
     assert c.counts.tolist()[:-1] == [int((frame["c"] == v).sum()) for v in "abcd"]
     assert c.unseen == 0 and c.missing == 0
+
+
+@pytest.mark.parametrize("strings", ["str", "object"])
+def test_a_large_reference_counts_as_laying_out_then_adding(strings: str) -> None:
+    # Past one block of rows the reference is counted from the sorted values its edges come
+    # from and from the value counts its categories come from, not binned a second time.
+    n = 70_000
+    frame = _frame(n, seed=3)
+    frame["c"] = frame["c"].astype(strings)
+    frame.loc[frame.index[::97], "c"] = None
+    frame["u"] = pd.Series([f"u{i % 40}" for i in range(n)], dtype=strings)  # long tail
+    frame.loc[frame.index[::5], "x"] = np.inf
+    schema = infer_schema(frame, None)
+    got = build_reference_profile(frame, schema, max_categories=25, seed=5)
+    columns = profile_columns(frame, schema)
+    expected = reference_bins(
+        schema,
+        lambda name: columns[name],
+        lambda name: category_counts(columns[name]),
+        max_categories=25,
+        seed=5,
+    )
+    expected.add_columns(columns)
+    _assert_same(got, expected)
+    later = frame.iloc[:1000]  # and both go on counting alike
+    got.add_frame(later)
+    expected.add_frame(later)
+    _assert_same(got, expected)
 
 
 def test_long_tailed_categories_keep_the_most_frequent() -> None:

@@ -348,6 +348,46 @@ class NumericProfile:
                 self._count(present[start : start + _SCAN_BLOCK])
         self._sample_batch(present, rng)
 
+    def _add_sorted(
+        self, ordered: FloatArray, present: FloatArray, missing: int, rng: np.random.Generator
+    ) -> None:
+        """Count present values given sorted (``ordered``) and in row order (``present``, for
+        the reservoir), plus ``missing`` missing ones: bins and sums from the positions of the
+        edges among the sorted values, no pass binning each value."""
+        self.missing += missing
+        n = len(ordered)
+        if n == 0:
+            return
+        k = len(self.counts)
+        bounds = np.concatenate([[0], np.searchsorted(ordered, self.edges, side="left"), [n]])
+        counts = np.diff(bounds)
+        sums = np.zeros(k)
+        filled = counts > 0
+        sums[filled] = np.add.reduceat(ordered, bounds[:-1][filled])
+        self.counts += counts
+        self.sums += sums
+        if self.reference_minimum is not None:
+            self.below_reference += int(
+                np.searchsorted(ordered, self.reference_minimum, side="left")
+            )
+        if self.reference_maximum is not None:
+            self.above_reference += n - int(
+                np.searchsorted(ordered, self.reference_maximum, side="right")
+            )
+        mean = float(ordered.mean())
+        m2 = 0.0
+        buffer = np.empty(min(n, _SCAN_BLOCK))
+        for start in range(0, n, _SCAN_BLOCK):
+            block = ordered[start : start + _SCAN_BLOCK]
+            dev = buffer[: len(block)]
+            np.subtract(block, mean, out=dev)
+            np.square(dev, out=dev)
+            m2 += float(dev.sum())
+        self._merge_moments(n, mean, m2)
+        self.minimum = min(self.minimum, float(ordered[0]))
+        self.maximum = max(self.maximum, float(ordered[-1]))
+        self._sample_batch(present, rng)
+
     def _count(self, present: FloatArray) -> None:
         """Count present (finite) values: bins, sums, range, moments."""
         n = len(present)
@@ -1375,6 +1415,8 @@ def _sorted_quantile_edges(x: FloatArray, bins: int) -> FloatArray:
 
 
 def _numeric_values(column: pd.Series[Any]) -> FloatArray:
+    if column.dtype == np.float64:  # numpy-backed floats, NaN for missing: as they are
+        return np.asarray(column.to_numpy(), dtype=np.float64)
     if pd.api.types.is_bool_dtype(column.dtype):
         return np.asarray(column.astype(np.float64).to_numpy(), dtype=np.float64)
     try:
@@ -1474,15 +1516,28 @@ def reference_bins(
                 unseen_capacity=unseen_capacity,
             )
         else:
-            x = numeric(spec.name)
-            finite = x[np.isfinite(x)]
-            features[spec.name] = NumericProfile.empty(
-                quantile_edges(finite, bins),
-                reference_minimum=float(finite.min()) if len(finite) else None,
-                reference_maximum=float(finite.max()) if len(finite) else None,
-                sample_size=sample_size,
+            features[spec.name] = _numeric_layout(
+                _sorted_present(numeric(spec.name))[0], bins, sample_size
             )
     return DatasetProfile(features, seed=seed)
+
+
+def _sorted_present(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The finite values of ``x`` sorted, and in their order."""
+    finite = np.isfinite(x)
+    present = x if finite.all() else x[finite]
+    return np.sort(present), present
+
+
+def _numeric_layout(ordered: FloatArray, bins: int, sample_size: int) -> NumericProfile:
+    """The empty reference profile of a numeric feature, from its sorted finite values."""
+    present = len(ordered) > 0
+    return NumericProfile.empty(
+        _sorted_quantile_edges(ordered, bins) if bins >= 2 else quantile_edges(ordered, bins),
+        reference_minimum=float(ordered[0]) if present else None,
+        reference_maximum=float(ordered[-1]) if present else None,
+        sample_size=sample_size,
+    )
 
 
 def build_reference_profile(
@@ -1537,6 +1592,10 @@ def build_reference_profile(
     if missing:
         raise DataError(f"reference data lacks feature column(s) {missing}")
     columns = profile_columns(frame, schema)
+    if len(frame) > _SCAN_BLOCK:
+        return _build_large_reference(
+            columns, schema, len(frame), bins, sample_size, max_categories, unseen_capacity, seed
+        )
     profile = reference_bins(
         schema,
         lambda name: columns[name],
@@ -1548,6 +1607,52 @@ def build_reference_profile(
         seed=seed,
     )
     profile.add_columns(columns)
+    return profile
+
+
+def _build_large_reference(
+    columns: Mapping[str, Any],
+    schema: FeatureSchema,
+    n_rows: int,
+    bins: int,
+    sample_size: int,
+    max_categories: int,
+    unseen_capacity: int,
+    seed: int,
+) -> DatasetProfile:
+    """:func:`build_reference_profile` of many rows, feature by feature: a numeric feature is
+    counted from the sorted values its edges come from (no second pass over the values), a
+    column of Arrow strings from the value counts its categories come from. Counts, ranges,
+    tallies and the reservoir samples equal those of laying out then adding the rows; sums
+    and moments agree up to rounding (they are added in another order)."""
+    # The generator DatasetProfile.add_columns would draw from, drawn in the same feature order.
+    rng = np.random.default_rng([seed, 0])
+    features: dict[str, FeatureProfile] = {}
+    for spec in schema.features:
+        values = columns[spec.name]
+        if spec.kind == "categorical":
+            arrow = _arrow_strings(values)
+            if arrow is None:
+                c = CategoricalProfile.empty(
+                    _rank_categories(category_counts(values), max_categories),
+                    unseen_capacity=unseen_capacity,
+                )
+                c.add(values)
+            else:
+                names, counts = _arrow_value_counts(arrow)
+                present = {n: int(k) for n, k in zip(names, counts.tolist(), strict=True) if n}
+                c = CategoricalProfile.empty(
+                    _rank_categories(present, max_categories), unseen_capacity=unseen_capacity
+                )
+                c._add_counts(names, counts)
+            features[spec.name] = c
+        else:
+            ordered, present_values = _sorted_present(values)
+            p = _numeric_layout(ordered, bins, sample_size)
+            p._add_sorted(ordered, present_values, len(values) - len(ordered), rng)
+            features[spec.name] = p
+    profile = DatasetProfile(features, n_rows=n_rows, seed=seed)
+    profile._rng = rng
     return profile
 
 
