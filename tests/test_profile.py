@@ -231,8 +231,9 @@ def test_reference_profile_summarises_each_feature(reference: DatasetProfile) ->
 
 @pytest.mark.parametrize("strings", ["str", "object"])
 def test_a_large_reference_counts_as_laying_out_then_adding(strings: str) -> None:
-    # Past one block of rows the reference is counted from the sorted values its edges come
-    # from and from the value counts its categories come from, not binned a second time.
+    # A reference is counted from the sorted values its edges come from and from the value
+    # counts its categories come from, not binned a second time: the same profile (70k rows:
+    # more than one block of the window's block-by-block counting).
     n = 70_000
     frame = _frame(n, seed=3)
     frame["c"] = frame["c"].astype(strings)

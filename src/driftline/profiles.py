@@ -54,6 +54,8 @@ __all__ = [
     "output_columns",
     "profile_columns",
     "reference_bins",
+    "reference_profile",
+    "value_counts",
 ]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -83,8 +85,8 @@ _BROADCAST_LIMIT = 40_000
 # Up to this many edges, large batches are binned by comparing with each edge in turn.
 _SCAN_EDGES = 64
 # Rows compared with every edge before moving on: a block and its flags stay in the CPU cache
-# (32k float64 = 256 KiB), so the values are read from memory once, not once per edge.
-_SCAN_BLOCK = 1 << 15
+# (64k float64 = 512 KiB), so the values are read from memory once, not once per edge.
+_SCAN_BLOCK = 1 << 16
 # Batches up to this many rows map categories with a dict; bigger ones with ``pd.factorize``.
 _SMALL_CATEGORICAL = 64
 # Frames up to this many rows are converted to one object block in :meth:`add_frame`.
@@ -1592,61 +1594,75 @@ def build_reference_profile(
     if missing:
         raise DataError(f"reference data lacks feature column(s) {missing}")
     columns = profile_columns(frame, schema)
-    if len(frame) > _SCAN_BLOCK:
-        return _build_large_reference(
-            columns, schema, len(frame), bins, sample_size, max_categories, unseen_capacity, seed
-        )
-    profile = reference_bins(
+    return reference_profile(
         schema,
         lambda name: columns[name],
-        lambda name: category_counts(columns[name]),
+        lambda name: value_counts(columns[name]),
+        len(frame),
         bins=bins,
         sample_size=sample_size,
         max_categories=max_categories,
         unseen_capacity=unseen_capacity,
         seed=seed,
     )
-    profile.add_columns(columns)
-    return profile
 
 
-def _build_large_reference(
-    columns: Mapping[str, Any],
+def value_counts(values: Any) -> tuple[list[str | None], IntArray]:
+    """The distinct values of a categorical column by their string form (None: missing) and
+    how often each occurs. Counts of parts of a column add up to those of the whole."""
+    arrow = _arrow_strings(values)
+    if arrow is not None:
+        return _arrow_value_counts(arrow)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    present = codes >= 0
+    per_unique = np.bincount(codes[present], minlength=len(uniques))
+    total: dict[str | None, int] = {}
+    for u, count in zip(uniques, per_unique.tolist(), strict=True):
+        name = str(u)
+        total[name] = total.get(name, 0) + count
+    total[None] = len(codes) - int(np.count_nonzero(present))
+    return list(total), np.fromiter(total.values(), dtype=np.int64, count=len(total))
+
+
+def reference_profile(
     schema: FeatureSchema,
+    numeric: Callable[[str], FloatArray],
+    counts: Callable[[str], tuple[list[str | None], IntArray]],
     n_rows: int,
-    bins: int,
-    sample_size: int,
-    max_categories: int,
-    unseen_capacity: int,
-    seed: int,
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY,
+    seed: int = 0,
 ) -> DatasetProfile:
-    """:func:`build_reference_profile` of many rows, feature by feature: a numeric feature is
-    counted from the sorted values its edges come from (no second pass over the values), a
-    column of Arrow strings from the value counts its categories come from. Counts, ranges,
-    tallies and the reservoir samples equal those of laying out then adding the rows; sums
-    and moments agree up to rounding (they are added in another order)."""
+    """A reference profile laid out and counted in one look at each feature.
+
+    ``numeric(name)`` gives every value of a numeric feature (its quantile edges need them
+    all): they are sorted once, and the edges, bin counts, sums, range and moments all come
+    from the sorted values. ``counts(name)`` gives the :func:`value_counts` of a categorical
+    feature (they add up over batches): its categories and its counts come from them. So a
+    reference read one column at a time is read once, not once for the layout and again for
+    the counts. Counts, ranges, tallies and the reservoir samples equal those of
+    :func:`reference_bins` followed by :meth:`DatasetProfile.add_columns` of all rows at once;
+    sums and moments agree up to rounding (they are added in another order).
+    """
     # The generator DatasetProfile.add_columns would draw from, drawn in the same feature order.
     rng = np.random.default_rng([seed, 0])
     features: dict[str, FeatureProfile] = {}
     for spec in schema.features:
-        values = columns[spec.name]
         if spec.kind == "categorical":
-            arrow = _arrow_strings(values)
-            if arrow is None:
-                c = CategoricalProfile.empty(
-                    _rank_categories(category_counts(values), max_categories),
-                    unseen_capacity=unseen_capacity,
-                )
-                c.add(values)
-            else:
-                names, counts = _arrow_value_counts(arrow)
-                present = {n: int(k) for n, k in zip(names, counts.tolist(), strict=True) if n}
-                c = CategoricalProfile.empty(
-                    _rank_categories(present, max_categories), unseen_capacity=unseen_capacity
-                )
-                c._add_counts(names, counts)
+            names, found = counts(spec.name)
+            present = {
+                n: int(k) for n, k in zip(names, found.tolist(), strict=True) if n is not None
+            }
+            c = CategoricalProfile.empty(
+                _rank_categories(present, max_categories), unseen_capacity=unseen_capacity
+            )
+            c._add_counts(names, found)
             features[spec.name] = c
         else:
+            values = numeric(spec.name)
             ordered, present_values = _sorted_present(values)
             p = _numeric_layout(ordered, bins, sample_size)
             p._add_sorted(ordered, present_values, len(values) - len(ordered), rng)

@@ -54,6 +54,7 @@ __all__ = [
     "is_label_event",
 ]
 
+
 class StreamError(DriftlineError):
     """The stream broker failed an operation (unreachable, refused a command)."""
 
