@@ -411,7 +411,9 @@ def token_problem(token: str) -> str | None:
             f"{MIN_TOKEN_LENGTH} characters ({_TOKEN_HINT})"
         )
     if len(token) < MIN_TOKEN_LENGTH:
-        return f"is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} ({_TOKEN_HINT})"
+        return (
+            f"is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} ({_TOKEN_HINT})"
+        )
     if not all("!" <= ch <= "~" for ch in token):
         return (
             "holds a space, a control or a non-ASCII character: a bearer token travels in an "

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 
+
 def new_request_id() -> str:
     """A fresh request id: 32 hex digits."""
     return uuid.uuid4().hex

@@ -377,7 +377,10 @@ class Calibrator:
         onehot[np.arange(rows), predicted] = 1.0
         cross_predicted = (onehot * calibrated).T @ calibrated
         bins = np.column_stack(
-            [np.searchsorted(np.asarray(self.edges_[c]), raw[:, c], side="right") for c in range(k)]
+            [
+                np.searchsorted(np.asarray(self.edges_[c]), raw[:, c], side="right")
+                for c in range(k)
+            ]
         )
         flat = (np.arange(k) * self.n_bins)[None, :] + bins
         return PerformanceSketch(
@@ -870,7 +873,6 @@ class ImportanceWeightedAccuracy:
         self._mean = x.mean(axis=0)
         self._scale = np.where(std > 0, std, 1.0)
         return self
-
     def _design(self, x: np.ndarray) -> np.ndarray:
         z = (x - self._mean) / self._scale
         return np.hstack([z, z**2])
@@ -883,7 +885,9 @@ class ImportanceWeightedAccuracy:
             raise DataError("fit the estimator on the reference first")
         xw = np.asarray(x_window, dtype=np.float64)
         if xw.ndim != 2 or xw.shape[1] != self._x.shape[1]:
-            raise DataError(f"x_window must have {self._x.shape[1]} columns; got shape {xw.shape}")
+            raise DataError(
+                f"x_window must have {self._x.shape[1]} columns; got shape {xw.shape}"
+            )
         rng = np.random.default_rng(self.seed)
         ref = self._x
         if len(ref) > self.max_rows:

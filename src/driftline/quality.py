@@ -169,22 +169,12 @@ def _graded(
     where = f"'{feature}'" if feature is not None else "window"
     if value > hard:
         return QualityFinding(
-            check,
-            feature,
-            "hard",
-            value,
-            hard,
-            False,
+            check, feature, "hard", value, hard, False,
             f"{where}: {what} {value:.2%} above the hard limit {hard:.2%}{detail}",
         )
     if value > soft:
         return QualityFinding(
-            check,
-            feature,
-            "soft",
-            value,
-            soft,
-            False,
+            check, feature, "soft", value, soft, False,
             f"{where}: {what} {value:.2%} above the soft limit {soft:.2%}{detail}",
         )
     return QualityFinding(
@@ -350,8 +340,7 @@ def _categorical_findings(
                 0.0 if constant else 1.0,
                 0.0,
                 not constant,
-                f"'{name}': a single category in {cur.count} values"
-                if constant
+                f"'{name}': a single category in {cur.count} values" if constant
                 else f"'{name}': varies",
             )
         )

@@ -83,7 +83,9 @@ def _ar1(rng: np.random.Generator, n: int, phi: float, sigma: float) -> np.ndarr
     return out
 
 
-def _episodes(rng: np.random.Generator, n: int, anomalous_rows: int) -> list[tuple[int, int, str]]:
+def _episodes(
+    rng: np.random.Generator, n: int, anomalous_rows: int
+) -> list[tuple[int, int, str]]:
     """Non-overlapping ``(start, stop, kind)`` episodes covering about ``anomalous_rows``.
 
     Kinds take turns in a seeded order, so that every kind appears once there is room.

@@ -45,7 +45,6 @@ while time.monotonic() < end:
     time.sleep(0.05)
 """
 
-
 class CpuLoad:
     """Busy ``cores`` CPUs (and optionally hold ``memory_mb`` of memory) for ``seconds``.
 

@@ -296,7 +296,9 @@ class LSTMAutoencoderDetector:
             }
             self._net = net
             train_scores = self._score_standardized(torch, z)
-        self.threshold_ = max(float(np.quantile(train_scores, 1.0 - self.contamination)), 1e-12)
+        self.threshold_ = max(
+            float(np.quantile(train_scores, 1.0 - self.contamination)), 1e-12
+        )
         return self
 
     def _score_standardized(self, torch: Any, z: np.ndarray) -> np.ndarray:

@@ -485,7 +485,9 @@ class SupervisedForestDetector:
         if n_estimators < 1:
             raise ConfigurationError(f"n_estimators must be at least 1, got {n_estimators}")
         if min_samples_leaf < 1:
-            raise ConfigurationError(f"min_samples_leaf must be at least 1, got {min_samples_leaf}")
+            raise ConfigurationError(
+                f"min_samples_leaf must be at least 1, got {min_samples_leaf}"
+            )
         if not 0.0 < threshold < 1.0:
             raise ConfigurationError(f"threshold must be in (0, 1), got {threshold}")
         self.n_estimators = n_estimators

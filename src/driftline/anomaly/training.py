@@ -91,7 +91,9 @@ def detector_kind(name: str) -> DetectorKind:
         ) from None
 
 
-def make_detector(kind: str, *, contamination: float = 0.03, seed: int = 0) -> AnomalyDetector:
+def make_detector(
+    kind: str, *, contamination: float = 0.03, seed: int = 0
+) -> AnomalyDetector:
     """An unfitted detector of ``kind`` (a name accepted by :func:`detector_kind`).
 
     ``contamination`` sets the threshold of the unsupervised kinds; the supervised forest
@@ -233,7 +235,9 @@ def score_in_blocks(
     return np.concatenate(scores), np.concatenate(probas)
 
 
-def anomaly_metrics(y_true: np.ndarray, score: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+def anomaly_metrics(
+    y_true: np.ndarray, score: np.ndarray, proba: np.ndarray
+) -> dict[str, Any]:
     """Precision, recall and F1 of the flag (most probable class), ROC AUC of the score.
 
     Also the metrics every model version carries (:func:`classification_metrics`), so the gate
@@ -403,3 +407,4 @@ def train_anomaly_bundle(
 
     attach_reference(bundle, x_train if labeled else x, seed=seed)
     return bundle
+

@@ -213,7 +213,9 @@ def decode_state(data: Any) -> Any:
     if tag == "$dict":
         return {str(k): decode_state(v) for k, v in data["$dict"].items()}
     if tag == "$deque":
-        return collections.deque((decode_state(v) for v in data["$deque"]), maxlen=data["maxlen"])
+        return collections.deque(
+            (decode_state(v) for v in data["$deque"]), maxlen=data["maxlen"]
+        )
     if tag == "$random":
         rng = random.Random()
         rng.setstate(decode_state(data["$random"]))
@@ -300,7 +302,9 @@ class RiverDetector:
         Bound methods river keeps as attributes (Page-Hinkley's choice of test) are not
         stored: they follow from the configuration and are rebuilt with the detector.
         """
-        river_attrs = {k: v for k, v in vars(self._detector).items() if not inspect.ismethod(v)}
+        river_attrs = {
+            k: v for k, v in vars(self._detector).items() if not inspect.ismethod(v)
+        }
         return {
             "format": STATE_FORMAT,
             "detector": type(self).__name__,
@@ -317,7 +321,9 @@ class RiverDetector:
         detector class, configuration, checkpoint format or river version.
         """
         if state.get("format") != STATE_FORMAT:
-            raise DataError(f"checkpoint format {state.get('format')!r} is not {STATE_FORMAT}")
+            raise DataError(
+                f"checkpoint format {state.get('format')!r} is not {STATE_FORMAT}"
+            )
         if state.get("detector") != type(self).__name__:
             raise DataError(
                 f"checkpoint of {state.get('detector')!r} cannot restore {type(self).__name__}"

@@ -108,4 +108,6 @@ def chi_square_test(
     Pearson (1900); Cochran (1954).
     """
     rc, cc, ordered = histograms(reference, current, bins)
-    return chi_square_test_counts(rc, cc, alpha=alpha, min_expected=min_expected, ordered=ordered)
+    return chi_square_test_counts(
+        rc, cc, alpha=alpha, min_expected=min_expected, ordered=ordered
+    )

@@ -203,7 +203,9 @@ class ConceptDriftMonitor:
         self.min_increase = check_real(
             "min_increase", min_increase, low=0.0, high=1.0, high_open=True
         )
-        self.min_samples = check_integer("min_samples", min_samples, low=16, high=self.buffer_size)
+        self.min_samples = check_integer(
+            "min_samples", min_samples, low=16, high=self.buffer_size
+        )
         self.window = check_integer("window", window, low=1)
         check_choice("hddm", hddm, (False, True))
         self.hddm = hddm
@@ -404,9 +406,8 @@ class ConceptDriftMonitor:
         tests: list[tuple[int, int, int, int]] = []  # (before errors, before n, recent, k)
         for k in splits:
             recent = self._counts[-1] - self._counts[-1 - k]
-            tests.append(
-                (total - recent + self._history_errors, size - k + self._history_n, recent, k)
-            )
+            tests.append((total - recent + self._history_errors, size - k + self._history_n,
+                          recent, k))
             if self.local and size >= 2 * k:
                 # The k bits just before: a rise after a falling stretch (a learner still
                 # relearning from the last drift) shows against them, not the whole past.

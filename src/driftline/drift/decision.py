@@ -81,7 +81,9 @@ def _check_range(name: str, value: float, low: float, high: float, *, open_low: 
     ok = (value > low if open_low else value >= low) and value <= high
     if not ok or math.isnan(value):
         bracket = "(" if open_low else "["
-        raise ConfigurationError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be in {bracket}{low}, {high}], got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,8 @@ class DriftPolicy:
         for name in self.report:
             if name not in REPORTABLE_STATISTICS:
                 raise ConfigurationError(
-                    f"report entries must be among {', '.join(REPORTABLE_STATISTICS)}; got {name!r}"
+                    f"report entries must be among {', '.join(REPORTABLE_STATISTICS)}; "
+                    f"got {name!r}"
                 )
 
 
@@ -306,7 +309,9 @@ class _Pending:
     statistics: tuple[TestResult, ...] = ()
 
 
-def _severity(significant: bool, effect: float, warning: float, critical: float) -> Severity:
+def _severity(
+    significant: bool, effect: float, warning: float, critical: float
+) -> Severity:
     if not significant or effect < warning:
         return "none"
     return "critical" if effect >= critical else "warning"
@@ -357,7 +362,9 @@ def _reported(
     return tuple(out)
 
 
-def _pending(name: str, ref: FeatureProfile, cur: FeatureProfile, policy: DriftPolicy) -> _Pending:
+def _pending(
+    name: str, ref: FeatureProfile, cur: FeatureProfile, policy: DriftPolicy
+) -> _Pending:
     distribution = effect = missing = None
     new_rate_reference = new_rate_current = 0.0
     n_ref, n_cur = ref.count, cur.count

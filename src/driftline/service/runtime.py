@@ -66,7 +66,6 @@ async def _bounded(step: str, awaitable: Any, seconds: float = STOP_STEP_SECONDS
     except Exception:
         log.exception("stopping: %s failed; going on", step)
 
-
 log = logging.getLogger(__name__)
 
 

@@ -97,7 +97,9 @@ class Store:
             )
 
 
-def open_store(url: str, *, migrate: bool = True, timeouts: StoreTimeouts | None = None) -> Store:
+def open_store(
+    url: str, *, migrate: bool = True, timeouts: StoreTimeouts | None = None
+) -> Store:
     """Connect to the store at ``url`` and (by default) bring its tables up to date.
     ``timeouts`` bound every call (default: :class:`StoreTimeouts` for a 1 s flush interval;
     ``StoreTimeouts.from_settings(settings)`` follows the settings)."""

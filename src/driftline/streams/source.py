@@ -54,7 +54,6 @@ __all__ = [
     "is_label_event",
 ]
 
-
 class StreamError(DriftlineError):
     """The stream broker failed an operation (unreachable, refused a command)."""
 

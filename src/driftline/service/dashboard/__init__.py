@@ -351,7 +351,9 @@ def accuracy_series(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         realized = performance.get("realized") or {}
         series["ts"].append(report.get("ts"))
         series["estimated"].append(estimated.get("accuracy"))
-        series["estimator"].append(performance.get("estimator") or ("cbpe" if estimated else None))
+        series["estimator"].append(
+            performance.get("estimator") or ("cbpe" if estimated else None)
+        )
         series["realized"].append(realized.get("accuracy"))
         series["labeled"].append(realized.get("n"))
         if performance.get("reference_accuracy") is not None:
