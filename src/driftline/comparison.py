@@ -532,10 +532,11 @@ def compare_datasets(
     ``reference`` and ``current`` are each a CSV or Parquet file, a directory of them or a
     glob. The profiles are built as :func:`compare` builds them (:func:`profile_pair`): the
     reference's quantile edges from its values, read one numeric column at a time (the only
-    step that holds a whole column), its categories counted batch by batch, then both
-    datasets counted on those bins in record batches of ``batch_rows`` rows -- memory bounded
-    by one batch. With ``engine="ray"`` the counting runs on Ray Data, one profile per block,
-    merged by addition (:mod:`driftline.on_ray.data`; needs the ``ray`` extra).
+    step that holds a whole column), its categories counted batch by batch -- with the local
+    engine the same read also counts the reference (:func:`reference_here`) -- then the
+    current dataset counted on those bins in record batches of ``batch_rows`` rows -- memory
+    bounded by one batch. With ``engine="ray"`` the counting runs on Ray Data, one profile
+    per block, merged by addition (:mod:`driftline.on_ray.data`; needs the ``ray`` extra).
 
     Every count (bins, missing, out-of-range, categories, unseen) and every verdict equals
     :func:`compare` on the same rows read at once; floating sums and moments agree up to
