@@ -78,6 +78,8 @@ DEFAULT_BUCKETS = 60
 #: Evidently's figures on this kind of machine, from issue 3 (rows -> seconds, peak MiB or None).
 ISSUE_EVIDENTLY = {10_000: (6.0, None), 100_000: (14.0, None), 1_000_000: (171.0, 1.9 * 1024)}
 TARGET_SPEEDUP, TARGET_MEMORY, TARGET_STORED_MS = 50.0, 3.0, 50.0
+#: Issue 15: reference build <= 2x the sort bound, file-to-file check >= 100x Evidently.
+TARGET_BUILD, TARGET_FILE_SPEEDUP = 2.0, 100.0
 #: Runs of the driftline check and of the sort bound (best time, largest peak); Evidently runs once.
 REPEATS = 3
 
@@ -185,10 +187,51 @@ def _best_ms(fn: Any, repeat: int = 7) -> tuple[float, float]:
 
 
 def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
+    out: dict[str, Any] = {"method": method}
+    t0 = time.perf_counter()
+    if method == "file":
+        # `driftline check --reference FILE --current FILE`: read both files, build the
+        # reference profile and the window on its bins, decide. Once in this process (what
+        # the command runs), then the command itself for its exit status and verdicts.
+        from driftline.comparison import compare_datasets
+
+        runs = []
+        for _ in range(REPEATS - 1):
+            t0 = time.perf_counter()
+            result = compare_datasets(
+                directory / "reference.parquet", directory / "current.parquet"
+            )
+            runs.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "driftline",
+                "check",
+                "--reference",
+                str(directory / "reference.parquet"),
+                "--current",
+                str(directory / "current.parquet"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        out.update(
+            seconds=min(runs),
+            command_seconds=time.perf_counter() - t0,
+            command_exit=done.returncode,
+            drifted=result.data_drift.n_drifted,
+            drifted_features=list(result.drifted_features),
+            status=result.status,
+        )
+        return out
     reference = pd.read_parquet(directory / "reference.parquet")
     current = pd.read_parquet(directory / "current.parquet")
     numeric = [c for c in current.columns if c.startswith("num_")]
-    out: dict[str, Any] = {"method": method, "rows": len(current)}
+    out.update(rows=len(current), read_seconds=time.perf_counter() - t0)
     if method == "sort":
         runs = []
         for _ in range(REPEATS):
@@ -220,9 +263,12 @@ def worker(method: str, directory: Path, buckets: int = DEFAULT_BUCKETS) -> dict
         from driftline.schema import infer_schema
 
         schema = infer_schema(reference, None)
-        t0 = time.perf_counter()
-        ref = build_reference_profile(reference, schema)
-        out["reference_build_seconds"] = time.perf_counter() - t0
+        builds = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            ref = build_reference_profile(reference, schema)
+            builds.append(time.perf_counter() - t0)
+        out["reference_build_seconds"] = min(builds)
         runs = []
         for _ in range(REPEATS):
             with Measure() as m:
@@ -426,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             directory = Path(tmp)
             write_data(n, directory)
             row: dict[str, Any] = {"rows": n}
-            for method in ("driftline", "sort", "evidently"):
+            for method in ("driftline", "file", "sort", "evidently"):
                 if method == "evidently" and ev_python is None:
                     if n in ISSUE_EVIDENTLY:
                         seconds, peak = ISSUE_EVIDENTLY[n]
@@ -463,8 +509,13 @@ def _print_row(row: dict[str, Any]) -> None:
     n = row["rows"]
     print(f"\n== {n:,} rows ==")
     print(f"{'method':<34}{'time':>14}{'peak memory':>16}")
-    labels = {"driftline": "driftline check", "sort": "np.sort bound", "evidently": "Evidently"}
-    for method in ("driftline", "sort", "evidently"):
+    labels = {
+        "driftline": "driftline check",
+        "file": "driftline check, file to file",
+        "sort": "np.sort bound",
+        "evidently": "Evidently",
+    }
+    for method in ("driftline", "file", "sort", "evidently"):
         result = row.get(method)
         if result is None:
             continue
@@ -509,7 +560,24 @@ def _print_row(row: dict[str, Any]) -> None:
         print(f"  Evidently / driftline: time x{ev['seconds'] / d['seconds']:.1f}{memory}{drifted}")
     s = row.get("sort", {})
     if "seconds" in s and "seconds" in d:
-        print(f"  driftline / np.sort bound: time x{d['seconds'] / s['seconds']:.2f}")
+        print(
+            f"  driftline / np.sort bound: check x{d['seconds'] / s['seconds']:.2f}, "
+            f"reference build x{d['reference_build_seconds'] / s['seconds']:.2f}"
+        )
+    f = row.get("file", {})
+    if "seconds" in f:
+        print(
+            f"  file to file (read + build + check): {f['seconds']:.3f} s in process, "
+            f"{f['command_seconds']:.3f} s as the command (exit {f['command_exit']}, "
+            f"interpreter start and imports included); status {f['status']}, drifted "
+            f"{f['drifted']} {f['drifted_features']}"
+        )
+        if "seconds" in ev and "read_seconds" in ev:
+            whole = ev["seconds"] + ev["read_seconds"]
+            print(
+                f"  Evidently file to file (read {ev['read_seconds']:.2f} s + run): {whole:.1f} s,"
+                f" x{whole / f['seconds']:.0f} driftline's"
+            )
 
 
 def _print_summary(results: list[dict[str, Any]]) -> None:
@@ -566,9 +634,37 @@ def _print_summary(results: list[dict[str, Any]]) -> None:
         if "seconds" in s:
             ratio = d["seconds"] / s["seconds"]
             print(
-                f"{_verdict(ratio <= 1.0)}  1M rows: {d['seconds']:.2f} s = {ratio:.2f}x the "
-                f"np.sort bound {s['seconds']:.2f} s (target <= 1x)"
+                f"{_verdict(ratio <= 1.0)}  1M rows: window check {d['seconds']:.2f} s = "
+                f"{ratio:.2f}x the np.sort bound {s['seconds']:.2f} s (target <= 1x)"
             )
+            build = d["reference_build_seconds"] / s["seconds"]
+            print(
+                f"{_verdict(build <= TARGET_BUILD)}  1M rows: reference build "
+                f"{d['reference_build_seconds']:.2f} s = {build:.2f}x the np.sort bound "
+                f"(target <= {TARGET_BUILD:.0f}x)"
+            )
+        f = big.get("file", {})
+        if "seconds" in f and ev.get("seconds") and "read_seconds" in ev:
+            whole = ev["seconds"] + ev["read_seconds"]
+            speed = whole / f["seconds"]
+            print(
+                f"{_verdict(speed >= TARGET_FILE_SPEEDUP)}  1M rows: file to file "
+                f"(read + build + check) {f['seconds']:.2f} s, {speed:.0f}x faster than "
+                f"Evidently's read + run {whole:.1f} s (target >= {TARGET_FILE_SPEEDUP:.0f}x)"
+            )
+            same = (
+                ev.get("drifted") is not None
+                and int(ev["drifted"]) == f["drifted"]
+                and f["drifted_features"] == d.get("drifted_features")
+                and f["command_exit"] == {"ok": 0, "warning": 4, "critical": 3}.get(f["status"])
+            )
+            print(
+                f"{_verdict(same)}  1M rows: same verdicts: file to file drifted "
+                f"{f['drifted_features']} (command exit {f['command_exit']}), in-memory check "
+                f"{d.get('drifted_features')}, Evidently {ev.get('drifted')} drifted columns"
+            )
+        elif "seconds" in f:
+            print("FAIL  1M rows: file to file not compared: Evidently not measured")
     stored = [r["driftline"] for r in results if "stored_check_ms" in r["driftline"]]
     if stored:
         worst = max(stored, key=lambda d: d["stored_window_ms"])

@@ -16,12 +16,16 @@ from driftline.profiles import (
     CategoricalProfile,
     DatasetProfile,
     NumericProfile,
+    _bin_index,
     build_output_profile,
     build_reference_profile,
+    category_counts,
     merge_all,
     merge_payloads,
     output_columns,
+    profile_columns,
     quantile_edges,
+    reference_bins,
 )
 from driftline.schema import infer_schema
 
@@ -117,6 +121,88 @@ def test_bad_edges_and_bins_are_refused() -> None:
         NumericProfile.empty([1.0, 1.0])
 
 
+def _quantile_edges_by_scanning(values: np.ndarray, bins: int) -> list[float]:
+    """quantile_edges as first written: every run of equal values counted, every value
+    binned (the oracle of the faster version, which looks at the sorted values' positions)."""
+    x = np.sort(values[np.isfinite(values)])
+    n = len(x)
+    if n == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+    counts = np.diff(np.append(starts, n))
+    heavy = x[starts[counts * bins >= n]]
+    ranks = (n * np.arange(1, bins) + bins - 1) // bins
+    quantiles = x[np.clip(ranks - 1, 0, n - 1)]
+    candidates = np.unique(
+        np.concatenate(
+            [quantiles, heavy, np.nextafter(heavy, np.inf), [x[0], np.nextafter(x[-1], np.inf)]]
+        )
+    )
+    candidates = candidates[candidates >= x[0]]
+    inner = np.bincount(np.searchsorted(candidates, x, side="right"), minlength=len(candidates) + 1)
+    keep = inner[1:] > 0
+    keep[0] = keep[-1] = True
+    return candidates[keep].tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    pool=st.lists(
+        st.floats(min_value=-1e300, max_value=1e300, allow_subnormal=True)
+        | st.sampled_from([math.nan, math.inf, -math.inf]),
+        min_size=1,
+        max_size=30,
+    ),
+    n=st.integers(1, 3_000),
+    bins=st.integers(2, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_quantile_edges_equal_the_scanning_definition(
+    pool: list[float], n: int, bins: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array(pool), size=n)  # ties, heavy values, NaN and infinities
+    if seed % 2:
+        values = values + rng.normal(size=n) * (seed % 7)  # and mostly distinct ones
+    assert quantile_edges(values, bins).tolist() == _quantile_edges_by_scanning(values, bins)
+
+
+# Magnitudes whose squares stay finite (the moments would overflow, not the binning).
+_FLOATS = st.floats(min_value=-1e100, max_value=1e100, allow_nan=False, allow_subnormal=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.lists(_FLOATS, min_size=1, max_size=40),
+    edges=st.lists(_FLOATS, min_size=1, max_size=70, unique=True),
+    n=st.sampled_from([1023, 1024, 5_000, 32_768 + 17]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_binning_equals_searchsorted(
+    pool: list[float], edges: list[float], n: int, seed: int
+) -> None:
+    # Large batches are binned block by block with one comparison per edge (_bin_index);
+    # values drawn from a small pool hit the edges themselves, and edges from the same pool.
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array(pool + edges[: len(edges) // 2]), size=n)
+    e = np.unique(np.array(edges, dtype=np.float64))
+    expected = np.searchsorted(e, values, side="right")
+    np.testing.assert_array_equal(_bin_index(e, values), expected)
+    # A profile on those edges counts the same bins, and out-of-range values as the reference
+    # range says (whether or not the outer bins are that range).
+    for lo, hi in ((e[0], np.nextafter(e[-1], -np.inf)), (e[0], e[-1]), (None, None)):
+        p = NumericProfile.empty(
+            e,
+            reference_minimum=None if lo is None else float(lo),
+            reference_maximum=None if hi is None else float(hi),
+            sample_size=0,
+        )
+        p.add(values, rng)
+        assert p.counts.tolist() == np.bincount(expected, minlength=len(e) + 1).tolist()
+        assert p.below_reference == (0 if lo is None else int(np.count_nonzero(values < lo)))
+        assert p.above_reference == (0 if hi is None else int(np.count_nonzero(values > hi)))
+
+
 # --- reference ------------------------------------------------------------------------------
 
 
@@ -141,6 +227,35 @@ def test_reference_profile_summarises_each_feature(reference: DatasetProfile) ->
     assert c.categories == ("a", "b", "c", "d")  # most frequent first
     assert c.counts.tolist()[:-1] == [int((frame["c"] == v).sum()) for v in "abcd"]
     assert c.unseen == 0 and c.missing == 0
+
+
+@pytest.mark.parametrize("strings", ["str", "object"])
+def test_a_large_reference_counts_as_laying_out_then_adding(strings: str) -> None:
+    # A reference is counted from the sorted values its edges come from and from the value
+    # counts its categories come from, not binned a second time: the same profile (70k rows:
+    # more than one block of the window's block-by-block counting).
+    n = 70_000
+    frame = _frame(n, seed=3)
+    frame["c"] = frame["c"].astype(strings)
+    frame.loc[frame.index[::97], "c"] = None
+    frame["u"] = pd.Series([f"u{i % 40}" for i in range(n)], dtype=strings)  # long tail
+    frame.loc[frame.index[::5], "x"] = np.inf
+    schema = infer_schema(frame, None)
+    got = build_reference_profile(frame, schema, max_categories=25, seed=5)
+    columns = profile_columns(frame, schema)
+    expected = reference_bins(
+        schema,
+        lambda name: columns[name],
+        lambda name: category_counts(columns[name]),
+        max_categories=25,
+        seed=5,
+    )
+    expected.add_columns(columns)
+    _assert_same(got, expected)
+    later = frame.iloc[:1000]  # and both go on counting alike
+    got.add_frame(later)
+    expected.add_frame(later)
+    _assert_same(got, expected)
 
 
 def test_long_tailed_categories_keep_the_most_frequent() -> None:
@@ -284,6 +399,46 @@ def test_pandas_string_and_nullable_columns() -> None:
     assert _numeric(window, "x").missing == 101
     assert _categorical(window, "c").missing == 101
     assert _categorical(window, "c").counts.tolist() == [101, 101, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    known=st.integers(0, 6),
+    unseen=st.integers(0, 40),
+    capacity=st.integers(0, 25),
+    n=st.sampled_from([1, 60, 65, 3_000]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_arrow_strings_count_as_python_strings(
+    known: int, unseen: int, capacity: int, n: int, seed: int
+) -> None:
+    # pandas' pyarrow-backed str columns and Arrow (dictionary) arrays are counted from Arrow's
+    # value counts; the result equals counting the same values as Python objects.
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    names = np.array([f"k{i}" for i in range(known)] + [f"u{i}" for i in range(unseen)] + [None])
+    values = names[rng.integers(0, len(names), n)]
+    categories = [f"k{i}" for i in range(known)]
+    as_objects = CategoricalProfile.empty(categories, unseen_capacity=capacity)
+    as_objects.add(values.astype(object))
+    arrow = pa.array(values.tolist(), type=pa.string())
+    half = n // 2
+    forms = {
+        "pandas str": pd.Series(values.tolist(), dtype="str"),
+        "pandas string[pyarrow]": pd.Series(values.tolist(), dtype="string[pyarrow]"),
+        "arrow": arrow,
+        "arrow dictionary, chunked": pa.chunked_array(
+            [arrow[:half].dictionary_encode(), arrow[half:].dictionary_encode()]
+        ),
+    }
+    for form, column in forms.items():
+        p = CategoricalProfile.empty(categories, unseen_capacity=capacity)
+        p.add(column)
+        assert p.counts.tolist() == as_objects.counts.tolist(), form
+        assert p.missing == as_objects.missing, form
+        assert p.unseen_names == as_objects.unseen_names, form
+        assert category_counts(column) == category_counts(values.astype(object)), form
 
 
 # --- merging --------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from driftline.profiles import (
     category_counts,
     profile_columns,
     reference_bins,
+    reference_profile,
+    value_counts,
 )
 from driftline.quality import QualityPolicy, QualityReport
 from driftline.report import (
@@ -363,6 +365,36 @@ def count_here(profile: DatasetProfile, part: Part, rows: Rows, what: str) -> Da
     return profile
 
 
+def reference_here(part: Part, rows: Rows, *, seed: int = 0) -> DatasetProfile:
+    """The reference profile of ``rows``, laid out and counted in this process in one read
+    of each feature (:func:`driftline.profiles.reference_profile`): a numeric feature's
+    column read once gives its edges and its counts, a categorical feature's value counts,
+    added up batch by batch, its categories and its counts. It holds one numeric column at a
+    time, as :func:`reference_layout` does, and equals ``count_here(reference_layout(...))``
+    in every count (the reservoir samples are other uniform samples of the same rows)."""
+    rows_seen: list[int] = []
+
+    def numeric(name: str) -> Any:
+        single = part.only(name)
+        values = single.columns(rows.read(single.raw), "reference")[name]
+        rows_seen.append(len(values))
+        return values
+
+    def counts(name: str) -> tuple[list[str | None], Any]:
+        single = part.only(name)
+        total: dict[str | None, int] = {}
+        for frame in rows.frames(single.raw):
+            names, found = value_counts(single.columns(frame, "reference")[name])
+            for key, count in zip(names, found.tolist(), strict=True):
+                total[key] = total.get(key, 0) + count
+        rows_seen.append(sum(total.values()))
+        return list(total), np.fromiter(total.values(), dtype=np.int64, count=len(total))
+
+    profile = reference_profile(part.schema, numeric, counts, 0, seed=seed)
+    profile.n_rows = rows_seen[0] if rows_seen else 0
+    return profile
+
+
 def profile_pair(
     part: Part,
     reference: Rows,
@@ -378,8 +410,12 @@ def profile_pair(
     :func:`compare_datasets` on files and Parquet datasets, in batches or on Ray -- so that
     the same rows give the same counts whichever way they were read.
     """
-    layout = reference_layout(part, reference, seed=seed)
-    ref_profile = count(layout, part, reference, "reference")
+    if count is count_here:
+        ref_profile = reference_here(part, reference, seed=seed)
+        layout = ref_profile
+    else:
+        layout = reference_layout(part, reference, seed=seed)
+        ref_profile = count(layout, part, reference, "reference")
     cur_profile = count(layout.empty_like(seed=current_seed), part, current, "current")
     return ref_profile, cur_profile
 
@@ -498,10 +534,11 @@ def compare_datasets(
     ``reference`` and ``current`` are each a CSV or Parquet file, a directory of them or a
     glob. The profiles are built as :func:`compare` builds them (:func:`profile_pair`): the
     reference's quantile edges from its values, read one numeric column at a time (the only
-    step that holds a whole column), its categories counted batch by batch, then both
-    datasets counted on those bins in record batches of ``batch_rows`` rows -- memory bounded
-    by one batch. With ``engine="ray"`` the counting runs on Ray Data, one profile per block,
-    merged by addition (:mod:`driftline.on_ray.data`; needs the ``ray`` extra).
+    step that holds a whole column), its categories counted batch by batch -- with the local
+    engine the same read also counts the reference (:func:`reference_here`) -- then the
+    current dataset counted on those bins in record batches of ``batch_rows`` rows -- memory
+    bounded by one batch. With ``engine="ray"`` the counting runs on Ray Data, one profile
+    per block, merged by addition (:mod:`driftline.on_ray.data`; needs the ``ray`` extra).
 
     Every count (bins, missing, out-of-range, categories, unseen) and every verdict equals
     :func:`compare` on the same rows read at once; floating sums and moments agree up to

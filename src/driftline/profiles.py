@@ -54,6 +54,8 @@ __all__ = [
     "output_columns",
     "profile_columns",
     "reference_bins",
+    "reference_profile",
+    "value_counts",
 ]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -78,10 +80,13 @@ PREDICTION = "prediction"
 SCORE = "score"
 
 # Batches with at most this many (rows x numeric features x edges) comparisons are binned in
-# one broadcast comparison; bigger ones column by column with ``np.searchsorted``.
+# one broadcast comparison; bigger ones column by column (:func:`_bin_index`).
 _BROADCAST_LIMIT = 40_000
 # Up to this many edges, large batches are binned by comparing with each edge in turn.
 _SCAN_EDGES = 64
+# Rows compared with every edge before moving on: a block and its flags stay in the CPU cache
+# (64k float64 = 512 KiB), so the values are read from memory once, not once per edge.
+_SCAN_BLOCK = 1 << 16
 # Batches up to this many rows map categories with a dict; bigger ones with ``pd.factorize``.
 _SMALL_CATEGORICAL = 64
 # Frames up to this many rows are converted to one object block in :meth:`add_frame`.
@@ -107,18 +112,28 @@ def _float_or(value: Any, default: float) -> float:
 
 
 def _bin_index(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.integer[Any]]:
-    """Bin of each value: the number of edges at or below it.
+    """Bin of each value: the number of edges at or below it (``searchsorted(side="right")``).
 
-    For a few dozen edges, one vectorized comparison per edge is several times faster than
-    ``np.searchsorted`` (a binary search per value, with unpredictable branches).
+    For a few dozen edges, comparing with each edge in turn is several times faster than
+    ``np.searchsorted`` (a binary search per value, with unpredictable branches), and doing it
+    block by block over cache-sized slices several times faster again than whole-array passes
+    (which read the values from memory once per edge). ``values`` hold no NaN (the callers
+    bin present values only).
     """
-    if len(edges) > _SCAN_EDGES or len(values) < 1024:
+    n = len(values)
+    if len(edges) > _SCAN_EDGES or n < 1024:
         return np.searchsorted(edges, values, side="right")
-    idx = np.zeros(len(values), dtype=np.uint8)
-    above = np.empty(len(values), dtype=bool)
-    for edge in edges.tolist():
-        np.greater_equal(values, edge, out=above)
-        np.add(idx, above, out=idx, casting="unsafe")
+    idx = np.zeros(n, dtype=np.uint8)
+    flags = np.empty(min(n, _SCAN_BLOCK), dtype=bool)
+    ones = flags.view(np.uint8)
+    thresholds = edges.tolist()
+    for start in range(0, n, _SCAN_BLOCK):
+        block = values[start : start + _SCAN_BLOCK]
+        out = idx[start : start + _SCAN_BLOCK]
+        above, counted = flags[: len(block)], ones[: len(block)]
+        for edge in thresholds:
+            np.greater_equal(block, edge, out=above)
+            np.add(out, counted, out=out)
     return idx
 
 
@@ -326,20 +341,93 @@ class NumericProfile:
         n = len(present)
         if n == 0:
             return
+        if n <= _SCAN_BLOCK or len(self.edges) > _SCAN_EDGES:
+            self._count(present)
+        else:
+            # Block by block, so that every step reads a block the previous one left in the
+            # CPU cache: the values come from memory once. Moments merge as for batches.
+            for start in range(0, n, _SCAN_BLOCK):
+                self._count(present[start : start + _SCAN_BLOCK])
+        self._sample_batch(present, rng)
+
+    def _add_sorted(
+        self, ordered: FloatArray, present: FloatArray, missing: int, rng: np.random.Generator
+    ) -> None:
+        """Count present values given sorted (``ordered``) and in row order (``present``, for
+        the reservoir), plus ``missing`` missing ones: bins and sums from the positions of the
+        edges among the sorted values, no pass binning each value."""
+        self.missing += missing
+        n = len(ordered)
+        if n == 0:
+            return
+        k = len(self.counts)
+        bounds = np.concatenate([[0], np.searchsorted(ordered, self.edges, side="left"), [n]])
+        counts = np.diff(bounds)
+        sums = np.zeros(k)
+        filled = counts > 0
+        sums[filled] = np.add.reduceat(ordered, bounds[:-1][filled])
+        self.counts += counts
+        self.sums += sums
+        if self.reference_minimum is not None:
+            self.below_reference += int(
+                np.searchsorted(ordered, self.reference_minimum, side="left")
+            )
+        if self.reference_maximum is not None:
+            self.above_reference += n - int(
+                np.searchsorted(ordered, self.reference_maximum, side="right")
+            )
+        mean = float(ordered.mean())
+        m2 = 0.0
+        buffer = np.empty(min(n, _SCAN_BLOCK))
+        for start in range(0, n, _SCAN_BLOCK):
+            block = ordered[start : start + _SCAN_BLOCK]
+            dev = buffer[: len(block)]
+            np.subtract(block, mean, out=dev)
+            np.square(dev, out=dev)
+            m2 += float(dev.sum())
+        self._merge_moments(n, mean, m2)
+        self.minimum = min(self.minimum, float(ordered[0]))
+        self.maximum = max(self.maximum, float(ordered[-1]))
+        self._sample_batch(present, rng)
+
+    def _count(self, present: FloatArray) -> None:
+        """Count present (finite) values: bins, sums, range, moments."""
+        n = len(present)
         idx = _bin_index(self.edges, present)
         k = len(self.counts)
-        self.counts += np.bincount(idx, minlength=k)
+        counts = np.bincount(idx, minlength=k)
+        self.counts += counts
         self.sums += np.bincount(idx, weights=present, minlength=k)
-        if self.reference_minimum is not None:
-            self.below_reference += int(np.count_nonzero(present < self.reference_minimum))
-        if self.reference_maximum is not None:
-            self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
+        if self._outer_bins_are_out_of_range():
+            # Bins laid out by quantile_edges: below the reference minimum is the first bin,
+            # above its maximum (at or above the next float) the last.
+            self.below_reference += int(counts[0])
+            self.above_reference += int(counts[-1])
+        else:
+            if self.reference_minimum is not None:
+                self.below_reference += int(np.count_nonzero(present < self.reference_minimum))
+            if self.reference_maximum is not None:
+                self.above_reference += int(np.count_nonzero(present > self.reference_maximum))
         batch_mean = float(present.mean())
         dev = present - batch_mean
-        self._merge_moments(n, batch_mean, float(dev @ dev))
+        # Squares summed by numpy (pairwise), not a BLAS dot product, whose thread pool costs
+        # more than the arithmetic when it wakes on a busy machine.
+        np.square(dev, out=dev)
+        self._merge_moments(n, batch_mean, float(dev.sum()))
         self.minimum = min(self.minimum, float(present.min()))
         self.maximum = max(self.maximum, float(present.max()))
-        self._sample_batch(present, rng)
+
+    def _outer_bins_are_out_of_range(self) -> bool:
+        """Whether the first bin holds exactly the values below the reference minimum and the
+        last those above its maximum (edges from :func:`quantile_edges` of the reference)."""
+        lo, hi = self.reference_minimum, self.reference_maximum
+        return (
+            lo is not None
+            and hi is not None
+            and len(self.edges) > 0
+            and float(self.edges[0]) == lo
+            and float(self.edges[-1]) == math.nextafter(hi, math.inf)
+        )
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         total = self.count + n
@@ -591,11 +679,41 @@ class CategoricalProfile:
         return self.missing / self.total if self.total else 0.0
 
     def add(self, values: Any) -> None:
-        """Count a batch of values in place (strings; other values compare by ``str``)."""
-        if len(values) <= _SMALL_CATEGORICAL:
+        """Count a batch of values in place (strings; other values compare by ``str``).
+
+        ``values`` may also be Arrow strings (pandas' pyarrow-backed ``str`` columns, Arrow
+        string or dictionary arrays), which are counted without a Python object per row.
+        """
+        arrow = _arrow_strings(values)
+        if arrow is not None:
+            names, counts = _arrow_value_counts(arrow)
+            self._add_counts(names, counts)
+        elif len(values) <= _SMALL_CATEGORICAL:
             self._add_small(values)
         else:
             self._add_large(values)
+
+    def _add_counts(self, names: Sequence[str | None], counts: IntArray) -> None:
+        """Count distinct values given with their counts (``None``: missing)."""
+        lookup = self._codes()
+        k = len(self.categories)
+        codes = np.fromiter(
+            (-1 if u is None else lookup.get(u, k) for u in names), dtype=np.int64, count=len(names)
+        )
+        present = codes >= 0
+        self.missing += int(counts[~present].sum())
+        self.counts += np.bincount(codes[present], weights=counts[present], minlength=k + 1).astype(
+            np.int64
+        )
+        new = np.flatnonzero(codes == k)
+        if len(new):
+            batch: dict[str, int] = {}
+            for i in new.tolist():
+                name = str(names[i])
+                batch[name] = batch.get(name, 0) + int(counts[i])
+            if len(batch) > self.unseen_capacity:
+                batch = _merge_tallies({}, batch, self.unseen_capacity)
+            self.unseen_names = _merge_tallies(self.unseen_names, batch, self.unseen_capacity)
 
     def _add_small(self, values: Iterable[Any]) -> None:
         lookup = self._codes()
@@ -1263,13 +1381,22 @@ def quantile_edges(values: npt.ArrayLike, bins: int = DEFAULT_BINS) -> FloatArra
     if bins < 2:
         raise DataError(f"bins must be >= 2, got {bins}")
     x = np.asarray(values, dtype=np.float64).ravel()
-    x = np.sort(x[np.isfinite(x)])
-    if len(x) == 0:
-        return _empty_float()
+    finite = np.isfinite(x)
+    x = np.sort(x if finite.all() else x[finite])
+    return _sorted_quantile_edges(x, bins)
+
+
+def _sorted_quantile_edges(x: FloatArray, bins: int) -> FloatArray:
+    """:func:`quantile_edges` of sorted finite values."""
     n = len(x)
-    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
-    counts = np.diff(np.append(starts, n))
-    heavy = x[starts[counts * bins >= n]]
+    if n == 0:
+        return _empty_float()
+    # A heavy value (at least n / bins copies) is a run of at least ``step`` equal sorted
+    # values, so it sits at one of the positions 0, step, 2 * step...: count only those.
+    step = -(-n // bins)
+    sampled = np.unique(x[::step])
+    copies = np.searchsorted(x, sampled, side="right") - np.searchsorted(x, sampled, side="left")
+    heavy = sampled[copies * bins >= n]
     # Inverse of the empirical CDF at i / bins: the value of rank ceil(n * i / bins).
     ranks = (n * np.arange(1, bins) + bins - 1) // bins
     quantiles = x[np.clip(ranks - 1, 0, n - 1)]
@@ -1279,16 +1406,19 @@ def quantile_edges(values: npt.ArrayLike, bins: int = DEFAULT_BINS) -> FloatArra
         )
     )
     candidates = candidates[candidates >= x[0]]
-    inner = np.bincount(np.searchsorted(candidates, x, side="right"), minlength=len(candidates) + 1)
-    # ``inner[i + 1]`` counts bin [candidates[i], candidates[i + 1]). An empty bin is merged into
-    # its left neighbour by dropping its left edge; the minimum and the edge just above the
-    # maximum (whose bins hold data or lie outside the reference range) always stay.
-    keep = inner[1:] > 0
+    # Values in bin [candidates[i], candidates[i + 1]) (the last bin open), from the sorted
+    # values' positions. An empty bin is merged into its left neighbour by dropping its left
+    # edge; the minimum and the edge just above the maximum (whose bins hold data or lie
+    # outside the reference range) always stay.
+    inner = np.diff(np.append(np.searchsorted(x, candidates, side="left"), n))
+    keep = inner > 0
     keep[0] = keep[-1] = True
     return np.asarray(candidates[keep], dtype=np.float64)
 
 
 def _numeric_values(column: pd.Series[Any]) -> FloatArray:
+    if column.dtype == np.float64:  # numpy-backed floats, NaN for missing: as they are
+        return np.asarray(column.to_numpy(), dtype=np.float64)
     if pd.api.types.is_bool_dtype(column.dtype):
         return np.asarray(column.astype(np.float64).to_numpy(), dtype=np.float64)
     try:
@@ -1297,12 +1427,54 @@ def _numeric_values(column: pd.Series[Any]) -> FloatArray:
         raise DataError(f"column '{column.name}' must be numeric: {exc}") from exc
 
 
+def _arrow_strings(values: Any) -> Any:
+    """The Arrow array of a column of strings -- a pandas column of pyarrow-backed strings, an
+    Arrow string or dictionary-of-strings array -- or None for any other column."""
+    if isinstance(values, pd.Series):
+        dtype = values.dtype
+        if not (
+            (isinstance(dtype, pd.StringDtype) and str(dtype.storage).startswith("pyarrow"))
+            or isinstance(dtype, pd.ArrowDtype)
+        ):
+            return None
+    elif not type(values).__module__.startswith("pyarrow"):
+        return None
+    import pyarrow as pa
+
+    arrow = pa.array(values) if isinstance(values, pd.Series) else values
+    if not isinstance(arrow, pa.Array | pa.ChunkedArray):
+        return None
+    t = arrow.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arrow
+    return None
+
+
+def _arrow_value_counts(arrow: Any) -> tuple[list[str | None], IntArray]:
+    """Distinct values of Arrow strings (None for missing) and how often each occurs."""
+    import pyarrow.compute as pc
+
+    found = pc.value_counts(arrow)
+    names: list[str | None] = found.field("values").to_pylist()
+    return names, np.asarray(found.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def category_counts(values: Any) -> Counter[str]:
     """Count of each present value of a categorical column, by its string form.
 
     Counts of parts of a column add up to the counts of the whole (``Counter`` addition), so
     the categories of a reference too large for memory are counted batch by batch.
     """
+    arrow = _arrow_strings(values)
+    if arrow is not None:
+        names, counts = _arrow_value_counts(arrow)
+        total: Counter[str] = Counter()
+        for name, count in zip(names, counts.tolist(), strict=True):
+            if name is not None:
+                total[name] += count
+        return total
     column = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     present = column.dropna()
     if not pd.api.types.is_string_dtype(present.dtype) or present.dtype == object:
@@ -1346,15 +1518,28 @@ def reference_bins(
                 unseen_capacity=unseen_capacity,
             )
         else:
-            x = numeric(spec.name)
-            finite = x[np.isfinite(x)]
-            features[spec.name] = NumericProfile.empty(
-                quantile_edges(finite, bins),
-                reference_minimum=float(finite.min()) if len(finite) else None,
-                reference_maximum=float(finite.max()) if len(finite) else None,
-                sample_size=sample_size,
+            features[spec.name] = _numeric_layout(
+                _sorted_present(numeric(spec.name))[0], bins, sample_size
             )
     return DatasetProfile(features, seed=seed)
+
+
+def _sorted_present(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The finite values of ``x`` sorted, and in their order."""
+    finite = np.isfinite(x)
+    present = x if finite.all() else x[finite]
+    return np.sort(present), present
+
+
+def _numeric_layout(ordered: FloatArray, bins: int, sample_size: int) -> NumericProfile:
+    """The empty reference profile of a numeric feature, from its sorted finite values."""
+    present = len(ordered) > 0
+    return NumericProfile.empty(
+        _sorted_quantile_edges(ordered, bins) if bins >= 2 else quantile_edges(ordered, bins),
+        reference_minimum=float(ordered[0]) if present else None,
+        reference_maximum=float(ordered[-1]) if present else None,
+        sample_size=sample_size,
+    )
 
 
 def build_reference_profile(
@@ -1409,17 +1594,81 @@ def build_reference_profile(
     if missing:
         raise DataError(f"reference data lacks feature column(s) {missing}")
     columns = profile_columns(frame, schema)
-    profile = reference_bins(
+    return reference_profile(
         schema,
         lambda name: columns[name],
-        lambda name: category_counts(columns[name]),
+        lambda name: value_counts(columns[name]),
+        len(frame),
         bins=bins,
         sample_size=sample_size,
         max_categories=max_categories,
         unseen_capacity=unseen_capacity,
         seed=seed,
     )
-    profile.add_columns(columns)
+
+
+def value_counts(values: Any) -> tuple[list[str | None], IntArray]:
+    """The distinct values of a categorical column by their string form (None: missing) and
+    how often each occurs. Counts of parts of a column add up to those of the whole."""
+    arrow = _arrow_strings(values)
+    if arrow is not None:
+        return _arrow_value_counts(arrow)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    present = codes >= 0
+    per_unique = np.bincount(codes[present], minlength=len(uniques))
+    total: dict[str | None, int] = {}
+    for u, count in zip(uniques, per_unique.tolist(), strict=True):
+        name = str(u)
+        total[name] = total.get(name, 0) + count
+    total[None] = len(codes) - int(np.count_nonzero(present))
+    return list(total), np.fromiter(total.values(), dtype=np.int64, count=len(total))
+
+
+def reference_profile(
+    schema: FeatureSchema,
+    numeric: Callable[[str], FloatArray],
+    counts: Callable[[str], tuple[list[str | None], IntArray]],
+    n_rows: int,
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    unseen_capacity: int = DEFAULT_UNSEEN_CAPACITY,
+    seed: int = 0,
+) -> DatasetProfile:
+    """A reference profile laid out and counted in one look at each feature.
+
+    ``numeric(name)`` gives every value of a numeric feature (its quantile edges need them
+    all): they are sorted once, and the edges, bin counts, sums, range and moments all come
+    from the sorted values. ``counts(name)`` gives the :func:`value_counts` of a categorical
+    feature (they add up over batches): its categories and its counts come from them. So a
+    reference read one column at a time is read once, not once for the layout and again for
+    the counts. Counts, ranges, tallies and the reservoir samples equal those of
+    :func:`reference_bins` followed by :meth:`DatasetProfile.add_columns` of all rows at once;
+    sums and moments agree up to rounding (they are added in another order).
+    """
+    # The generator DatasetProfile.add_columns would draw from, drawn in the same feature order.
+    rng = np.random.default_rng([seed, 0])
+    features: dict[str, FeatureProfile] = {}
+    for spec in schema.features:
+        if spec.kind == "categorical":
+            names, found = counts(spec.name)
+            present = {
+                n: int(k) for n, k in zip(names, found.tolist(), strict=True) if n is not None
+            }
+            c = CategoricalProfile.empty(
+                _rank_categories(present, max_categories), unseen_capacity=unseen_capacity
+            )
+            c._add_counts(names, found)
+            features[spec.name] = c
+        else:
+            values = numeric(spec.name)
+            ordered, present_values = _sorted_present(values)
+            p = _numeric_layout(ordered, bins, sample_size)
+            p._add_sorted(ordered, present_values, len(values) - len(ordered), rng)
+            features[spec.name] = p
+    profile = DatasetProfile(features, n_rows=n_rows, seed=seed)
+    profile._rng = rng
     return profile
 
 
