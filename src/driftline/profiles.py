@@ -1439,7 +1439,7 @@ def _arrow_strings(values: Any) -> Any:
             return None
     elif not type(values).__module__.startswith("pyarrow"):
         return None
-    import pyarrow as pa
+    import pyarrow as pa  # noqa: PLC0415 — only for Arrow-backed columns
 
     arrow = pa.array(values) if isinstance(values, pd.Series) else values
     if not isinstance(arrow, pa.Array | pa.ChunkedArray):
@@ -1454,7 +1454,7 @@ def _arrow_strings(values: Any) -> Any:
 
 def _arrow_value_counts(arrow: Any) -> tuple[list[str | None], IntArray]:
     """Distinct values of Arrow strings (None for missing) and how often each occurs."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # noqa: PLC0415 — only for Arrow-backed columns
 
     found = pc.value_counts(arrow)
     names: list[str | None] = found.field("values").to_pylist()
