@@ -4,18 +4,20 @@ FastAPI. One ``def`` endpoint (run in the threadpool), a one-row DataFrame, pred
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 
+from driftline.models.bundle import MODEL_FILE
 from driftline.schema import FeatureSchema
 
 _folder = Path(os.environ["BARE_MODEL_DIR"])
-_pipeline = joblib.load(_folder / "model.joblib").pipeline
+with (_folder / MODEL_FILE).open("rb") as _pickled:
+    _pipeline = pickle.load(_pickled).pipeline
 _columns = list(FeatureSchema.from_json((_folder / "schema.json").read_text()).names)
 _classes = [c.item() if isinstance(c, np.generic) else c for c in _pipeline.classes_]
 

@@ -19,6 +19,7 @@ from driftline.cli import app
 from driftline.config import Settings
 from driftline.data import generate_loans
 from driftline.loop.controller import read_rollout
+from driftline.models.bundle import MODEL_FILE
 from driftline.registry import Registry
 from driftline.store import open_store, queries
 
@@ -182,7 +183,7 @@ def test_anomaly_commands_as_json(settings: Settings, tmp_path: Path) -> None:
     )
     assert trained["labeled"] is True and trained["version"] is None
     assert trained["kind"] == "iforest" and 0 <= trained["metrics"]["f1"] <= 1
-    assert (tmp_path / "b" / "model.joblib").exists()
+    assert (tmp_path / "b" / MODEL_FILE).exists()
 
 
 def test_demo_as_json(settings: Settings) -> None:
