@@ -85,7 +85,8 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     if timed_out:
         output, _ = process.communicate()
     tail = output[-6000:]
-    assert not timed_out and output.rstrip().endswith("TOUR-DONE"), tail
+    # The script's last line ran (the stopped server may still print after it).
+    assert not timed_out and "TOUR-DONE" in output.splitlines(), tail
     failed_log = tmp_path / "failed.log"
     failures = failed_log.read_text().splitlines() if failed_log.exists() else []
     for line in failures:

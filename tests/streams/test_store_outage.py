@@ -52,8 +52,12 @@ def test_a_store_outage_neither_loses_events_nor_blocks_consumption(
 
         proxy.restore()
         deadline = time.monotonic() + 20
-        while running.writer.spill_pending and time.monotonic() < deadline:
-            time.sleep(0.1)  # the writer thread probes the store and replays the spill log
+        # The writer thread probes the store, replays the spill log and marks the store up;
+        # wait for the whole of it (the spill can be empty a moment before the store is up).
+        while time.monotonic() < deadline and not (
+            running.writer.spill_pending == 0 and running.writer.store_up
+        ):
+            time.sleep(0.1)
         assert running.writer.spill_pending == 0 and running.writer.store_up
 
         broker.produce(loan_records(100), request_ids=[f"a-{i}" for i in range(100)])

@@ -224,7 +224,10 @@ def _smote(train: pd.DataFrame, *, target: str, seed: int) -> tuple[pd.DataFrame
         filled[c] = filled[c].fillna(filled[c].median() if filled[c].notna().any() else 0.0)
     for c in categorical:
         mode = filled[c].mode(dropna=True)
-        filled[c] = filled[c].fillna(mode.iloc[0] if len(mode) else "missing").astype(str)
+        # Through pandas' string dtype: fillna on an object column warns (pandas 2) that it
+        # will stop downcasting the result.
+        fill = str(mode.iloc[0]) if len(mode) else "missing"
+        filled[c] = filled[c].astype("string").fillna(fill).astype(str)
     smallest = int(train[target].value_counts().min())
     k = max(1, min(5, smallest - 1))
     sampler: Any
