@@ -331,7 +331,7 @@ def run_cbpe_cases(
         )
         names = [*calibrators, IW_NAME]
         errors: dict[str, dict[str, list[float]]] = {
-            name: {"accuracy": [], "f1_macro": [], "roc_auc": [], "covered": [], "iw": []}
+            name: {key: [] for key in ("accuracy", "f1_macro", "roc_auc", "covered", "iw", "width")}
             for name in names
         }
         shifts = []
@@ -358,6 +358,7 @@ def run_cbpe_cases(
                 errors[name]["covered"].append(
                     float(est.accuracy_lower <= real.accuracy <= est.accuracy_upper)
                 )
+                errors[name]["width"].append(est.accuracy_upper - est.accuracy_lower)
             predicted = proba.argmax(axis=1)
             calibrated = calibrators[CBPE_NAME].transform(proba)
             iw = weighted.estimate(
@@ -368,6 +369,7 @@ def run_cbpe_cases(
                 float(iw.accuracy_lower <= real.accuracy <= iw.accuracy_upper)
             )
             errors[IW_NAME]["iw"].append(float(iw.estimator != "cbpe"))
+            errors[IW_NAME]["width"].append(iw.accuracy_upper - iw.accuracy_lower)
         seconds = time.perf_counter() - started
         for name, found in errors.items():
             rows.append(
@@ -384,6 +386,7 @@ def run_cbpe_cases(
                     "f1_mae": float(np.mean(found["f1_macro"])) if found["f1_macro"] else None,
                     "roc_auc_mae": float(np.mean(found["roc_auc"])) if found["roc_auc"] else None,
                     "band_coverage": float(np.mean(found["covered"])),
+                    "band_width": float(np.mean(found["width"])),
                     "weighted_share": float(np.mean(found["iw"])) if found["iw"] else None,
                     "meets_target": (
                         float(np.mean(found["accuracy"])) <= TARGET_CBPE_MAE
@@ -473,7 +476,7 @@ def print_cbpe(cbpe: list[dict[str, Any]]) -> float:
     )
     print(
         f"{'case':40} {'estimator':30} {'acc MAE':>8} {'acc max':>8} {'F1 MAE':>8} "
-        f"{'AUC MAE':>8} {'band':>6}"
+        f"{'AUC MAE':>8} {'band':>6} {'width':>6}"
     )
     for row in cbpe:
         used = (
@@ -484,7 +487,8 @@ def print_cbpe(cbpe: list[dict[str, Any]]) -> float:
         print(
             f"{row['case']:40} {row['estimator']:30} {row['accuracy_mae']:8.4f} "
             f"{row['accuracy_max_error']:8.4f} {_fmt(row['f1_mae'], '8.4f')} "
-            f"{_fmt(row['roc_auc_mae'], '8.4f')} {row['band_coverage']:6.0%}{used}"
+            f"{_fmt(row['roc_auc_mae'], '8.4f')} {row['band_coverage']:6.0%} "
+            f"{row['band_width']:6.3f}{used}"
         )
     worst = max(
         r["accuracy_mae"]
