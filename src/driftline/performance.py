@@ -844,7 +844,7 @@ class ImportanceWeightedAccuracy:
         min_ess: float = 200.0,
         max_weight: float = 50.0,
         max_rows: int = 5000,
-        correction_z: float = 2.0,
+        correction_z: float = 3.0,
         domain: str = "boosting",
         outcome: str = "boosting",
         folds: int = 5,
