@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from sklearn import metrics as skm
 
 from driftline.errors import ConfigurationError, DataError
@@ -252,19 +253,19 @@ def test_importance_weighting_beats_cbpe_on_a_misspecified_model() -> None:
         realized = float((proba.argmax(axis=1) == y).mean())
         cbpe = estimate(calibrator.sketch(proba))
         iw = weighted.estimate(x, cbpe)
-        assert iw.estimator == "importance_weighting" and iw.effective_sample_size is not None
+        assert iw.estimator == "doubly_robust" and iw.effective_sample_size is not None
         iw_errors.append(abs(iw.accuracy - realized))
         cbpe_errors.append(abs(cbpe.accuracy - realized))
         covered += iw.accuracy_lower <= realized <= iw.accuracy_upper
     assert np.mean(iw_errors) < 0.5 * np.mean(cbpe_errors)
-    assert covered >= 3
+    assert covered == 4
 
 
 def test_importance_weights_without_shift_are_nearly_uniform() -> None:
     rng = np.random.default_rng(6)
     x = rng.normal(size=(4_000, 3))
     correct = rng.random(4_000) < 0.8
-    weighted = ImportanceWeightedAccuracy().fit(x, correct)
+    weighted = ImportanceWeightedAccuracy(domain="logistic", outcome="calibration").fit(x, correct)
     w = weighted.weights(rng.normal(size=(4_000, 3)))
     assert w.mean() == pytest.approx(1.0)
     ess = w.sum() ** 2 / (w**2).sum()
@@ -274,16 +275,68 @@ def test_importance_weights_without_shift_are_nearly_uniform() -> None:
     assert est.effective_sample_size == pytest.approx(ess, rel=0.05)
 
 
-def test_importance_weighting_falls_back_to_cbpe_when_weights_degenerate() -> None:
+@pytest.mark.parametrize("domain", ["logistic", "boosting"])
+def test_importance_weighting_falls_back_to_cbpe_when_weights_degenerate(domain: str) -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(2_000, 2))
-    weighted = ImportanceWeightedAccuracy(min_ess=300).fit(x, rng.random(2_000) < 0.7)
+    weighted = ImportanceWeightedAccuracy(min_ess=300, domain=domain).fit(
+        x, rng.random(2_000) < 0.7
+    )
     far = rng.normal(size=(2_000, 2)) * 0.3 + [4.0, -4.0]  # almost no reference row is like it
     fallback = PerformanceEstimate(0.5, 0.45, 0.55, 0.5, 0.45, 0.55, None, 2_000, 0.95)
     est = weighted.estimate(far, fallback)
     assert est.estimator == "cbpe" and est.accuracy == 0.5
     assert est.effective_sample_size is not None and est.effective_sample_size < 300
-    assert weighted.estimate(far).estimator == "importance_weighting"  # no fallback given
+    assert weighted.estimate(far).estimator == "doubly_robust"  # no fallback given
+
+
+def test_doubly_robust_band_is_binomial_without_shift() -> None:
+    # Correctness independent of x (p = 0.7), window like the reference: the band is the
+    # window's binomial noise plus the reference mean's, as scipy's binomial gives them.
+    rng = np.random.default_rng(11)
+    n_ref, n_win = 4_000, 2_000
+    weighted = ImportanceWeightedAccuracy(domain="logistic").fit(
+        rng.normal(size=(n_ref, 2)), rng.random(n_ref) < 0.7
+    )
+    est = weighted.estimate(rng.normal(size=(n_win, 2)))
+    sd = math.hypot(stats.binom.std(n_win, 0.7) / n_win, stats.binom.std(n_ref, 0.7) / n_ref)
+    half = (est.accuracy_upper - est.accuracy_lower) / 2
+    assert est.estimator == "doubly_robust"
+    assert est.accuracy == pytest.approx(0.7, abs=0.02)
+    assert half == pytest.approx(stats.norm.ppf(0.975) * sd, rel=0.15)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), shift=st.floats(-2.0, 2.0), cbpe=st.floats(0.3, 0.95))
+def test_doubly_robust_band_holds_every_estimate(seed: int, shift: float, cbpe: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(600, 2))
+    confidence = rng.uniform(0.5, 1.0, 600)
+    correct = rng.random(600) < confidence
+    weighted = ImportanceWeightedAccuracy(min_ess=1.0, folds=2).fit(x, correct, confidence)
+    window = rng.normal(size=(300, 2)) + shift
+    fallback = PerformanceEstimate(cbpe, cbpe - 0.01, cbpe + 0.01, cbpe, 0, 1, None, 300, 0.95)
+    est = weighted.estimate(window, fallback, window_confidence=rng.uniform(0.5, 1.0, 300))
+    assert 0.0 <= est.accuracy_lower <= est.accuracy <= est.accuracy_upper <= 1.0
+    # The band spans CBPE and the doubly robust estimate, whichever is reported.
+    assert est.accuracy_lower <= cbpe <= est.accuracy_upper
+    assert est.estimator in {"cbpe", "doubly_robust"}
+    assert (est.estimator == "cbpe") == (est.accuracy == cbpe)
+
+
+def test_boosted_outcome_needs_the_window_confidence() -> None:
+    rng = np.random.default_rng(12)
+    weighted = ImportanceWeightedAccuracy(folds=2).fit(
+        rng.normal(size=(400, 2)), rng.random(400) < 0.8, rng.uniform(0.5, 1.0, 400)
+    )
+    with pytest.raises(DataError, match="window_confidence is needed"):
+        weighted.estimate(rng.normal(size=(100, 2)))
+    with pytest.raises(DataError, match="3 values for 100 rows"):
+        weighted.estimate(rng.normal(size=(100, 2)), window_confidence=[0.9, 0.9, 0.9])
+    with pytest.raises(ConfigurationError, match="outcome"):
+        ImportanceWeightedAccuracy(outcome="forest")
+    with pytest.raises(ConfigurationError, match="folds"):
+        ImportanceWeightedAccuracy(folds=1)
 
 
 @settings(max_examples=25, deadline=None)
@@ -292,7 +345,9 @@ def test_importance_weighted_accuracy_properties(seed: int, shift: float) -> Non
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(500, 2))
     correct = rng.random(500) < 0.6
-    weighted = ImportanceWeightedAccuracy(max_weight=20.0).fit(x, correct)
+    weighted = ImportanceWeightedAccuracy(
+        max_weight=20.0, domain="logistic", outcome="calibration"
+    ).fit(x, correct)
     window = rng.normal(size=(300, 2)) + shift
     w = weighted.weights(window)
     assert (w >= 0).all() and w.mean() == pytest.approx(1.0)

@@ -736,10 +736,12 @@ def compare(
 class WeightedEstimate:
     """An accuracy estimate and which estimator produced it.
 
-    ``estimator`` is ``"doubly_robust"`` (CBPE corrected by the importance-weighted calibration
-    residual), ``"importance_weighting"`` (no CBPE given) or ``"cbpe"`` (the calibration holds
-    where the traffic is, or the weights are unreliable); ``effective_sample_size`` is Kish's
-    ``(sum w)**2 / sum w**2`` of the reference weights (None when no weights were computed).
+    ``estimator`` is ``"doubly_robust"`` (the outcome model's mean over the window corrected by
+    the importance-weighted residual), ``"importance_weighting"`` (the plain weighted mean of
+    correctness) or ``"cbpe"`` (the calibration holds where the traffic is, or the weights are
+    unreliable); ``effective_sample_size`` is Kish's ``(sum w)**2 / sum w**2`` of the
+    reference weights times the share of the window the reference covers. The band is for the
+    window's realized accuracy.
     """
 
     accuracy: float
@@ -754,26 +756,40 @@ class ImportanceWeightedAccuracy:
     """Accuracy of a window from the labelled reference, re-weighted to the window's inputs.
 
     Under covariate shift the chance that the model is right at ``x`` does not change, only
-    how often each ``x`` comes. The density ratio ``w(x) = p_window(x) / p_reference(x)``
-    comes from a domain classifier -- logistic regression on the standardized features and
-    their squares (exact for Gaussian shifts of mean and scale), reference rows against window
-    rows -- as ``w = P(window | x) / P(reference | x) * n_reference / n_window``, clipped at
-    ``max_weight`` times the mean.
+    how often each ``x`` comes. Two pieces, each fitted with cross-fitting (a row's own
+    prediction never comes from a fit that saw it):
 
-    Given the reference rows' calibrated confidences and the window's CBPE estimate, the
-    estimate is *doubly robust*: CBPE plus the importance-weighted mean of the reference's
-    calibration residuals (correct - confidence). Where the calibration holds the residuals
-    average to zero and CBPE stands; where the model is misspecified and traffic moved to
-    where its confidence is wrong, the weighted residual is that bias. The correction is used
-    only when it is significant (beyond ``z`` of its standard error, ``z`` from the band's
-    confidence), so a well-specified model keeps CBPE's precision; otherwise the reported
-    number is CBPE's, its band widened by the standard error of the calibration check. When
-    few reference rows look like the window (Kish's effective sample size below ``min_ess``)
-    the weights are not trusted and CBPE is returned as it is. Without confidences (or a CBPE
-    estimate) the estimate is the plain importance-weighted mean of correctness.
+    * an **outcome model** ``m(x)`` of that chance, fitted once on the reference: gradient
+      boosting of "the model was right" on the features and the calibrated confidence
+      (``outcome="boosting"``, ``folds`` folds), or the calibrated confidence itself
+      (``outcome="calibration"``, which is CBPE's own model);
+    * a **density ratio** ``w(x) = p_window(x) / p_reference(x)`` per window, from a domain
+      classifier of reference rows against window rows (``domain="boosting"``: histogram
+      gradient boosting, two folds; ``domain="logistic"``: logistic regression on the
+      standardized features and their squares, exact for Gaussian shifts of mean and scale),
+      ``w = P(window | x) / P(reference | x) * n_reference / n_window``, clipped at
+      ``max_weight`` times the mean.
 
-    Bands add the weighted estimate's variance (self-normalized importance sampling, delta
-    method) to the binomial variance of the window's own accuracy.
+    The *doubly robust* estimate is the window's mean of ``m(x)`` plus the importance-weighted
+    mean of the reference's residuals ``correct - m(x)``: right if either piece is. Given the
+    window's CBPE estimate (``fallback``), CBPE stands unless the doubly robust estimate
+    differs from it by more than ``correction_z`` standard errors of the weighted residual
+    (where the calibration holds, CBPE is the more precise); when few reference rows look like
+    the window (the effective sample size below ``min_ess``) the weights are not trusted and
+    CBPE is returned with its own band. The effective sample size is Kish's ``(sum w)**2 /
+    sum w**2``, times the share of the window the reference covers (the mean raw ratio over
+    the reference rows, 1 when every region of the window has reference rows): a window far
+    from every reference row gets near-equal, tiny raw ratios, which Kish's formula alone
+    would take for a perfect match. Without a fallback the doubly robust estimate is
+    returned; with ``outcome="calibration"`` and no confidences, the plain importance-weighted
+    mean of correctness.
+
+    The band is for the *realized* accuracy of the window: the window's own sampling noise
+    (a Poisson-binomial with the rows' ``m(x)`` as probabilities) plus the estimator's error,
+    taken as the variance of the weighted residual mean (self-normalized importance sampling,
+    delta method) and the spread between the fold models of ``m``. Where the estimators at hand
+    (CBPE, the doubly robust one, plain importance weighting) disagree by more than that, the
+    band spans all of them: their disagreement is the honest size of what is not known.
 
     Parameters
     ----------
@@ -782,15 +798,18 @@ class ImportanceWeightedAccuracy:
     max_weight
         Weights are clipped at this multiple of their mean (> 1).
     max_rows
-        Rows of each side the domain classifier is fitted on, at most (>= 100).
+        Rows of each side a domain classifier is fitted on, at most (>= 100).
     correction_z
-        The doubly robust correction is applied when the weighted calibration residual is
-        beyond this many of its standard errors (>= 0); below it CBPE stands.
+        With a CBPE fallback, the doubly robust estimate replaces it when the two differ by
+        more than this many standard errors of the weighted residual (>= 0).
     domain
-        The domain classifier: ``"logistic"`` (features and their squares) or ``"boosting"``
-        (scikit-learn's histogram gradient boosting, for shifts no quadratic log-ratio fits).
+        The domain classifier: ``"boosting"`` (default) or ``"logistic"``.
+    outcome
+        The outcome model: ``"boosting"`` (default) or ``"calibration"``.
+    folds
+        Cross-fitting folds of the outcome model (>= 2).
     seed
-        Seed of the subsampling (>= 0).
+        Seed of the subsampling, the folds and the boosting (>= 0).
 
     Examples
     --------
@@ -806,7 +825,7 @@ class ImportanceWeightedAccuracy:
     >>> est = iw.estimate(x_new)
     >>> realized = float(((x_new[:, 0] < 0.8).astype(int) == concept(x_new)).mean())
     >>> est.estimator, round(est.accuracy, 2), round(realized, 2)
-    ('importance_weighting', 0.76, 0.77)
+    ('doubly_robust', 0.77, 0.77)
 
     References
     ----------
@@ -815,8 +834,10 @@ class ImportanceWeightedAccuracy:
     Brückner and Tobias Scheffer. Discriminative learning under covariate shift. JMLR 10,
     2137-2155, 2009 (the density ratio from a domain classifier). James M. Robins, Andrea
     Rotnitzky and Lue Ping Zhao. Estimation of regression coefficients when some regressors
-    are not always observed. JASA 89(427), 846-866, 1994 (doubly robust estimation). Leslie
-    Kish. Survey Sampling, Wiley, 1965 (the effective sample size).
+    are not always observed. JASA 89(427), 846-866, 1994 (doubly robust estimation). Victor
+    Chernozhukov et al. Double/debiased machine learning for treatment and structural
+    parameters. The Econometrics Journal 21(1), C1-C68, 2018 (cross-fitting). Leslie Kish.
+    Survey Sampling, Wiley, 1965 (the effective sample size).
     """
 
     def __init__(
@@ -826,11 +847,16 @@ class ImportanceWeightedAccuracy:
         max_weight: float = 50.0,
         max_rows: int = 5000,
         correction_z: float = 3.0,
-        domain: str = "logistic",
+        domain: str = "boosting",
+        outcome: str = "boosting",
+        folds: int = 5,
         seed: int = 0,
     ) -> None:
         check_choice("domain", domain, ("logistic", "boosting"))
+        check_choice("outcome", outcome, ("boosting", "calibration"))
         self.domain = domain
+        self.outcome = outcome
+        self.folds = check_integer("folds", folds, low=2)
         self.correction_z = check_real("correction_z", correction_z, low=0.0)
         self.min_ess = check_real("min_ess", min_ess, low=1.0)
         self.max_weight = check_real("max_weight", max_weight, low=1.0, low_open=True)
@@ -839,19 +865,34 @@ class ImportanceWeightedAccuracy:
         self._x: np.ndarray | None = None
         self._correct: np.ndarray | None = None
         self._confidence: np.ndarray | None = None
+        self._models: list[Any] = []
+        self._oof: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
             f"ImportanceWeightedAccuracy(min_ess={self.min_ess!r}, max_weight="
             f"{self.max_weight!r}, max_rows={self.max_rows!r}, correction_z="
-            f"{self.correction_z!r}, domain={self.domain!r}, seed={self.seed!r})"
+            f"{self.correction_z!r}, domain={self.domain!r}, outcome={self.outcome!r}, "
+            f"folds={self.folds!r}, seed={self.seed!r})"
+        )
+
+    def _booster(self) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 — scikit-learn only when fitting
+
+        return HistGradientBoostingClassifier(
+            max_iter=100,
+            learning_rate=0.1,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            random_state=self.seed,
         )
 
     def fit(
         self, x_reference: Any, correct: Any, confidence: Any | None = None
     ) -> ImportanceWeightedAccuracy:
         """Keep the labelled reference: its features, whether the model was right, and (for
-        the doubly robust estimate) the calibrated confidence in each predicted class."""
+        CBPE's outcome model, and as a feature of the boosted one) the calibrated confidence
+        in each predicted class; fit the outcome model."""
         x = np.asarray(x_reference, dtype=np.float64)
         c = np.asarray(correct, dtype=np.float64).ravel()
         if x.ndim != 2 or x.shape[0] != c.size or c.size < 2:
@@ -874,13 +915,50 @@ class ImportanceWeightedAccuracy:
         std = x.std(axis=0)
         self._mean = x.mean(axis=0)
         self._scale = np.where(std > 0, std, 1.0)
+        self._models, self._oof = [], None
+        if self.outcome == "boosting":
+            features = self._features(x, self._confidence)
+            fold = np.random.default_rng(self.seed).permutation(c.size) % self.folds
+            oof = np.empty(c.size)
+            for k in range(self.folds):
+                train = fold != k
+                if np.unique(c[train]).size < 2:  # always right (or wrong) there: a constant
+                    model: Any = float(c[train].mean())
+                    oof[~train] = model
+                else:
+                    model = self._booster().fit(features[train], c[train])
+                    oof[~train] = model.predict_proba(features[~train])[:, 1]
+                self._models.append(model)
+            self._oof = oof
         return self
+
+    @staticmethod
+    def _features(x: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+        return x if confidence is None else np.column_stack([x, confidence])
+
+    def _outcome_per_fold(self, x_window: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+        """``m(x)`` of every window row by every fold model: shape (folds, rows)."""
+        features = self._features(x_window, confidence)
+        rows = len(x_window)
+        return np.array(
+            [
+                np.full(rows, m) if isinstance(m, float) else m.predict_proba(features)[:, 1]
+                for m in self._models
+            ]
+        )
+
     def _design(self, x: np.ndarray) -> np.ndarray:
         z = (x - self._mean) / self._scale
         return np.hstack([z, z**2])
 
     def weights(self, x_window: Any) -> np.ndarray:
         """Density-ratio weights of the reference rows for this window (mean 1)."""
+        return self._weights(x_window)[0]
+
+    def _weights(self, x_window: Any) -> tuple[np.ndarray, float]:
+        """The weights, and the mean of the raw ratio over the reference rows: the share of
+        the window that lies where the reference has rows (1 when it all does; near 0 when
+        the window sits where no reference row is, and the weights mean nothing)."""
         from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 — scikit-learn only when fitting
 
         if self._x is None:
@@ -892,50 +970,68 @@ class ImportanceWeightedAccuracy:
             )
         rng = np.random.default_rng(self.seed)
         ref = self._x
-        if len(ref) > self.max_rows:
-            ref = ref[rng.choice(len(ref), self.max_rows, replace=False)]
-        if len(xw) > self.max_rows:
-            xw = xw[rng.choice(len(xw), self.max_rows, replace=False)]
-        target = np.r_[np.zeros(len(ref)), np.ones(len(xw))]
         if self.domain == "logistic":
+            if len(ref) > self.max_rows:
+                ref = ref[rng.choice(len(ref), self.max_rows, replace=False)]
+            if len(xw) > self.max_rows:
+                xw = xw[rng.choice(len(xw), self.max_rows, replace=False)]
+            target = np.r_[np.zeros(len(ref)), np.ones(len(xw))]
             design = self._design(np.vstack([ref, xw]))
             domain = LogisticRegression(C=1.0, max_iter=1000).fit(design, target)
-            logit = domain.decision_function(self._design(self._x))
+            log_ratio = domain.decision_function(self._design(self._x)) + math.log(
+                len(ref) / len(xw)
+            )
         else:
-            from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415 — scikit-learn only when fitting
-
-            booster = HistGradientBoostingClassifier(
-                max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=self.seed
-            ).fit(np.vstack([ref, xw]), target)
-            p = np.clip(booster.predict_proba(self._x)[:, 1], 1e-6, 1 - 1e-6)
-            logit = np.log(p / (1 - p))
-        w = np.exp(np.clip(logit, -50.0, 50.0)) * (len(ref) / len(xw))
-        w /= w.mean()
+            # Two folds: each reference row's ratio comes from the classifier that did not
+            # see it (a classifier scores its own training rows as more typical than they are).
+            ref_fold = rng.permutation(len(ref)) % 2
+            win_fold = rng.permutation(len(xw)) % 2
+            log_ratio = np.empty(len(ref))
+            half = max(self.max_rows // 2, 50)
+            for k in (0, 1):
+                r_train, w_train = ref[ref_fold != k], xw[win_fold != k]
+                if len(r_train) > half:
+                    r_train = r_train[rng.choice(len(r_train), half, replace=False)]
+                if len(w_train) > half:
+                    w_train = w_train[rng.choice(len(w_train), half, replace=False)]
+                booster = self._booster().fit(
+                    np.vstack([r_train, w_train]),
+                    np.r_[np.zeros(len(r_train)), np.ones(len(w_train))],
+                )
+                p = np.clip(booster.predict_proba(ref[ref_fold == k])[:, 1], 1e-6, 1 - 1e-6)
+                log_ratio[ref_fold == k] = np.log(p / (1 - p)) + math.log(
+                    len(r_train) / len(w_train)
+                )
+        w = np.exp(np.clip(log_ratio, -50.0, 50.0))
+        covered = float(w.mean())
+        w /= covered
         w = np.minimum(w, self.max_weight)
         out: np.ndarray = w / w.mean()
-        return out
+        return out, covered
 
     def estimate(
         self,
         x_window: Any,
         fallback: PerformanceEstimate | None = None,
         *,
+        window_confidence: Any | None = None,
         confidence: float = 0.95,
     ) -> WeightedEstimate:
         """The window's accuracy (see the class docstring for which estimate is used).
 
-        ``fallback`` is the window's CBPE estimate; with it the result is doubly robust (if
-        confidences were given to :meth:`fit`) and falls back to it when the weights'
-        effective sample size is below ``min_ess``."""
+        ``fallback`` is the window's CBPE estimate; ``window_confidence`` the calibrated
+        confidence of each window row's predicted class (needed when :meth:`fit` was given
+        confidences and the outcome model is boosted: it is one of its features)."""
         level = check_real(
             "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
         )
-        n_window = int(np.asarray(x_window).shape[0])
-        w = self.weights(x_window)
+        w, covered = self._weights(x_window)
+        xw = np.asarray(x_window, dtype=np.float64)
+        n_window = int(xw.shape[0])
         assert self._correct is not None
-        ess = float(w.sum() ** 2 / np.sum(w**2))
-        z = float(stats.norm.ppf(0.5 + level / 2.0))
         c = self._correct
+        ess = float(w.sum() ** 2 / np.sum(w**2)) * min(1.0, covered)
+        z = float(stats.norm.ppf(0.5 + level / 2.0))
         if fallback is not None and ess < self.min_ess:
             return WeightedEstimate(
                 fallback.accuracy,
@@ -945,41 +1041,67 @@ class ImportanceWeightedAccuracy:
                 ess,
                 n_window,
             )
-        if fallback is not None and self._confidence is not None:
-            residual = c - self._confidence
-            bias = float(np.sum(w * residual) / np.sum(w))
-            se_bias = math.sqrt(float(np.sum(w**2 * (residual - bias) ** 2)) / np.sum(w) ** 2)
-            half = (fallback.accuracy_upper - fallback.accuracy_lower) / 2.0
-            if abs(bias) <= self.correction_z * se_bias:  # calibration holds there: CBPE
-                widened = math.sqrt(half**2 + (z * se_bias) ** 2)
-                return WeightedEstimate(
-                    fallback.accuracy,
-                    max(0.0, fallback.accuracy - widened),
-                    min(1.0, fallback.accuracy + widened),
-                    "cbpe",
-                    ess,
-                    n_window,
-                )
-            accuracy = min(1.0, max(0.0, fallback.accuracy + bias))
-            var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
-            sd = math.sqrt(se_bias**2 + var_window)
+        sw = float(w.sum())
+
+        def weighted_mean(values: np.ndarray) -> tuple[float, float]:
+            mean = float(np.sum(w * values) / sw)
+            return mean, math.sqrt(float(np.sum(w**2 * (values - mean) ** 2))) / sw
+
+        plain, plain_se = weighted_mean(c)
+        candidates = [plain]
+        if self._oof is not None:
+            q_window = None
+            if self._confidence is not None:
+                if window_confidence is None:
+                    raise DataError(
+                        "window_confidence is needed: the outcome model was fitted with the "
+                        "reference's confidences as a feature"
+                    )
+                q_window = np.asarray(window_confidence, dtype=np.float64).ravel()
+                if q_window.size != n_window:
+                    raise DataError(
+                        f"window_confidence has {q_window.size} values for {n_window} rows"
+                    )
+            per_fold = self._outcome_per_fold(xw, q_window)
+            m = per_fold.mean(axis=0)
+            bias, se = weighted_mean(c - self._oof)
+            robust = float(m.mean()) + bias
+            # The fold models' disagreement on this window: what the outcome model is unsure of.
+            spread = float(per_fold.mean(axis=1).std(ddof=1))
+            var_window = float(np.sum(m * (1.0 - m))) / n_window**2
+            sd = math.sqrt(var_window + se**2 + spread**2)
+            candidates.append(robust)
+        elif self._confidence is not None and fallback is not None:
+            bias, se = weighted_mean(c - self._confidence)
+            robust = fallback.accuracy + bias
+            var_window = robust * (1.0 - robust) / n_window
+            sd = math.sqrt(var_window + se**2)
+            candidates.append(robust)
+        else:
+            var_window = plain * (1.0 - plain) / n_window
+            sd = math.sqrt(var_window + plain_se**2)
             return WeightedEstimate(
-                accuracy,
-                max(0.0, accuracy - z * sd),
-                min(1.0, accuracy + z * sd),
-                "doubly_robust",
+                plain,
+                max(0.0, plain - z * sd),
+                min(1.0, plain + z * sd),
+                "importance_weighting",
                 ess,
                 n_window,
             )
-        accuracy = float(np.sum(w * c) / np.sum(w))
-        var_weighted = float(np.sum(w**2 * (c - accuracy) ** 2) / np.sum(w) ** 2)
-        var_window = accuracy * (1.0 - accuracy) / max(n_window, 1)
-        sd = math.sqrt(var_weighted + var_window)
+        if fallback is not None:
+            candidates.append(fallback.accuracy)
+            if abs(robust - fallback.accuracy) <= self.correction_z * se:
+                accuracy, name = fallback.accuracy, "cbpe"  # the calibration holds there
+            else:
+                accuracy, name = robust, "doubly_robust"
+        else:
+            accuracy, name = robust, "doubly_robust"
+        accuracy = min(1.0, max(0.0, accuracy))
         return WeightedEstimate(
             accuracy,
-            max(0.0, accuracy - z * sd),
-            min(1.0, accuracy + z * sd),
-            "importance_weighting",
+            max(0.0, min(candidates) - z * sd),
+            min(1.0, max(candidates) + z * sd),
+            name,
             ess,
             n_window,
         )
