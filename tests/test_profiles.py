@@ -16,7 +16,6 @@ from driftline.profiles import (
     CategoricalProfile,
     DatasetProfile,
     NumericProfile,
-    _bin_index,
     build_output_profile,
     build_reference_profile,
     category_counts,
@@ -27,6 +26,7 @@ from driftline.profiles import (
     quantile_edges,
     reference_bins,
 )
+from driftline.profiles.numeric import _bin_index
 from driftline.schema import infer_schema
 
 
