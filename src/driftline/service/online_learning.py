@@ -283,7 +283,7 @@ class OnlineLearner:
             await asyncio.to_thread(self._save_state, version, cursor, total)
             # Move the alias and swap the served bundle under the worker's reload lock, so the
             # alias poll does not reload from the registry what this worker already serves.
-            async with self.runtime._reload_lock:
+            async with self.runtime.reload_lock:
                 if await asyncio.to_thread(registry.alias, CHAMPION) != base:
                     metrics.online_checkpoints.labels(result="superseded").inc()
                     self.bundle = None
