@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,19 +30,44 @@ LATENCY_NEVER_DECIDES: dict[str, float] = {
     "slo_max_p95_latency_ratio": 1_000_000.0,
 }
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order and group for pytest-xdist (the suite runs on 3 workers, ``addopts``).
+#: Tests that must run in one process, in file order: a path part → the group's name.
+ONE_WORKER_GROUPS = {
+    # One local Ray instance per process (tests/on_ray/conftest.py): Ray tests on two workers
+    # started two clusters, and `serve --engine ray` joining one of them shut down the other
+    # test's Serve proxies.
+    "on_ray": "ray",
+    # Share one `host watch` process (a module fixture); a later test reads what the SIGTERM
+    # test left behind.
+    "test_host_watch_cli.py": "host-watch",
+}
 
-    * Tests marked ``slow`` (end to end, minutes each) go first, so that they overlap with the
-      many short ones instead of starting last and lengthening the run.
-    * Every Ray test joins one ``xdist_group`` (run with ``--dist loadgroup``): they share one
-      local Ray instance per process (``tests/on_ray/conftest.py``), and two Ray clusters on
-      2 cores would slow each other down.
-    """
-    for item in items:
-        if "on_ray" in item.path.parts:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (end to end, minutes each) go first: on the xdist workers
+    (``-n 3`` in ``addopts``) they then overlap with the many short ones instead of starting
+    last and lengthening the run."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduler that keeps each of :data:`ONE_WORKER_GROUPS` on one worker and hands
+    out every other test alone, in collection order (slow tests first).
+
+    Not ``--dist loadgroup``: with pytest 9.2 its ``xdist_group`` marks are silently ignored
+    (xdist 3.8 renames node ids through a field pytest no longer reads:
+    pytest-dev/pytest-xdist#1386), so the grouping is done here, by path.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            parts = Path(nodeid.split("::", 1)[0]).parts
+            for part, group in ONE_WORKER_GROUPS.items():
+                if part in parts:
+                    return group
+            return nodeid
+
+    return OneWorkerGroups(config, log)
 
 
 PG_ADMIN_URL = os.environ.get(

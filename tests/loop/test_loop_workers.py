@@ -100,7 +100,7 @@ def test_replicas_follow_one_rollout_and_one_leader_promotes(
     )
     start_rollout(rt_a.store, rt_a.registry, rt_a.settings, challenger=2, stage="canary")
     wait_for(
-        lambda: rt_a.canary_share == 0.5 and rt_b.canary_share == 0.5,
+        lambda: rt_a.routing.canary_share == 0.5 and rt_b.routing.canary_share == 0.5,
         2.0,
         "both replicas to follow the canary within the poll interval",
     )

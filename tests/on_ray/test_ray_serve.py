@@ -109,8 +109,8 @@ def test_two_replicas_share_the_store_follow_promotions_and_lose_nothing_acknowl
         with store.sessions() as session:
             return sum(b.n_rows for b in queries.buckets(session=session, start=0.0))
 
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(
             build_application(shared, RayServeOptions(replicas=2, num_cpus=0.5)),
             name=APP_NAME,
