@@ -82,6 +82,7 @@ def fit_consoles() -> None:
     console.width = _width_for(sys.stdout)
     err_console.width = _width_for(sys.stderr)
 
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
