@@ -24,7 +24,7 @@ from driftline.cli import (
     streams,
     train,
 )
-from driftline.cli.common import State, fail, fit_consoles
+from driftline.cli.common import State, fit_consoles
 
 __all__ = ["app", "hoist_home", "main"]
 
@@ -36,6 +36,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from driftline import __version__  # noqa: PLC0415 — the package is loaded already
+
+        typer.echo(f"driftline {__version__}")
+        raise typer.Exit
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -43,25 +51,20 @@ def _root(
         Path | None,
         typer.Option("--home", help="State folder (default DRIFTLINE_HOME or ./.driftline)."),
     ] = None,
+    version: Annotated[  # read by its callback, which prints and exits
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print driftline's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     fit_consoles()
-    from pydantic import ValidationError  # noqa: PLC0415 — lazy: fast --help
-
-    from driftline.config import Settings  # noqa: PLC0415 — lazy: fast --help
-
-    try:
-        settings = Settings(home=home) if home is not None else Settings()
-    except ValidationError as exc:
-        raise fail(f"bad configuration: {exc}") from exc
-    if settings.tracing != "none":  # OpenTelemetry loads only when spans go somewhere
-        from driftline.errors import ConfigurationError  # noqa: PLC0415 — lazy: fast --help
-        from driftline.tracing import configure_tracing  # noqa: PLC0415 — lazy: fast --help
-
-        try:
-            configure_tracing(settings)
-        except ConfigurationError as exc:
-            raise fail(str(exc)) from exc
-    ctx.obj = State(settings)
+    # Settings load on first use (see State): Click runs this callback before it reads a
+    # subcommand's --help, and a help screen must not wait for pydantic-settings.
+    ctx.obj = State(home=home)
 
 
 for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, data, loadtest):

@@ -29,14 +29,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from driftline.cli.common import (
@@ -53,6 +45,8 @@ from driftline.durations import parse_duration
 from driftline.errors import DataError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from driftline.anomaly.host import Observation
     from driftline.anomaly.watch_io import MetricsServer, StreamPublisher
     from driftline.anomaly.watcher import WatchEvent
@@ -83,6 +77,8 @@ host_app = typer.Typer(
 
 def _spinner(*, as_json: bool = False) -> Progress:
     """Progress on stdout, or on stderr when stdout carries --json."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 — lazy: fast --help
+
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -430,6 +426,14 @@ def load(
     ] = 0,
 ) -> None:
     """Busy this machine's CPU for a while (each worker stops by itself at the deadline)."""
+    from rich.progress import (  # noqa: PLC0415 — lazy: fast --help
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from driftline.anomaly.load import CpuLoad  # noqa: PLC0415 — lazy: fast --help
 
     seconds = parse_duration(cpu, "--cpu")

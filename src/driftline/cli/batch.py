@@ -8,17 +8,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from driftline.cli.common import console, fail, handle_errors, state
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.progress import Progress
 
 __all__ = ["register_command"]
 
 
 def _progress() -> Progress:
+    from rich.progress import (  # noqa: PLC0415 — lazy: fast --help
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -17,13 +17,14 @@ import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigurationError, DriftlineError
 
 if TYPE_CHECKING:
     from driftline.config import Settings
@@ -81,17 +82,29 @@ def fit_consoles() -> None:
     console.width = _width_for(sys.stdout)
     err_console.width = _width_for(sys.stderr)
 
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 class State:
-    """Built once in the CLI callback; opened lazily by the commands that need each part."""
+    """Made in the CLI callback; builds its parts on first use, so that a help screen (the
+    callback runs before a subcommand's ``--help`` is seen) and the commands that need no
+    settings never load pydantic-settings, the store or the registry."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | None = None, *, home: Path | None = None) -> None:
+        self._settings = settings
+        self._home = home
         self._store: Store | None = None
         self._registry: Registry | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings (``--home`` over the environment); a bad value ends the command with
+        "bad configuration" and exit code 1, and tracing starts here when it is configured."""
+        if self._settings is None:
+            self._settings = _load_settings(self._home)
+        return self._settings
 
     @property
     def store(self) -> Store:
@@ -111,6 +124,25 @@ class State:
 
             self._registry = Registry.from_settings(self.settings, self.store)
         return self._registry
+
+
+def _load_settings(home: Path | None) -> Settings:
+    from pydantic import ValidationError  # noqa: PLC0415 — lazy: fast --help
+
+    from driftline.config import Settings  # noqa: PLC0415 — lazy: fast --help
+
+    try:
+        settings = Settings(home=home) if home is not None else Settings()
+    except ValidationError as exc:
+        raise fail(f"bad configuration: {exc}") from exc
+    if settings.tracing != "none":  # OpenTelemetry loads only when spans go somewhere
+        from driftline.tracing import configure_tracing  # noqa: PLC0415 — lazy: fast --help
+
+        try:
+            configure_tracing(settings)
+        except ConfigurationError as exc:  # the tracing extra is not installed
+            raise fail(str(exc)) from exc
+    return settings
 
 
 def state(ctx: typer.Context) -> State:

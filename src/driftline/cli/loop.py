@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from driftline.cli.common import (
@@ -96,6 +95,8 @@ def register_command(app: typer.Typer) -> None:
         """Train a challenger on the labelled traffic since the drift began plus base data,
         gate it against the champion and (if it passes) start its rollout. Exit code 0 when
         a challenger passed, 3 when it was rejected, 5 when nothing triggered (--if-triggered)."""
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 — lazy: fast --help
+
         from driftline.loop.retrain import retrain  # noqa: PLC0415 — lazy: fast --help
 
         st = state(ctx)

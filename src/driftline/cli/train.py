@@ -7,14 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from driftline.cli.common import (
@@ -30,6 +22,7 @@ from driftline.errors import DataError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import TaskID
 
     from driftline.models.bundle import ModelBundle
 
@@ -103,6 +96,14 @@ def run_training(
     progress_console: Console = console,
     feast: FeastOptions | None = None,
 ) -> ModelBundle:
+    from rich.progress import (  # noqa: PLC0415 — lazy: fast --help
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from driftline.data.io import read_table  # noqa: PLC0415 — lazy: fast --help
     from driftline.training import train_model  # noqa: PLC0415 — lazy: fast --help
 
