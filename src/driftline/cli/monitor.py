@@ -251,6 +251,7 @@ def register_command(app: typer.Typer) -> None:
                 window_seconds=seconds,
                 bucket_seconds=st.settings.monitor_bucket_seconds,
                 drift=DriftPolicy(report=st.settings.drift_report),
+                estimator=st.settings.monitor_estimator,
             ),
             persist=persist,
         )
@@ -283,7 +284,10 @@ def register_command(app: typer.Typer) -> None:
             body = run_monitor(
                 store=st.store,
                 registry=st.registry,
-                options=MonitorOptions(window_seconds=parse_duration(window, "--window")),
+                options=MonitorOptions(
+                    window_seconds=parse_duration(window, "--window"),
+                    estimator=st.settings.monitor_estimator,
+                ),
             )
         with st.store.sessions() as session:
             row = (
