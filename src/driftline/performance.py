@@ -982,7 +982,7 @@ class ImportanceWeightedAccuracy:
                 f"x_window must have {self._x.shape[1]} columns; got shape {xw.shape}"
             )
         if self.domain == "logistic" and not np.isfinite(xw).all():
-            raise DataError("x_window holds NaN or infinite values (the logistic domain needs none)")
+            raise DataError("x_window holds NaN or infinite values (a logistic domain needs none)")
         rng = np.random.default_rng(self.seed)
         ref = self._x
         if self.domain == "logistic":

@@ -5,9 +5,10 @@ the pure library on them: data drift and prediction drift (:mod:`driftline.drift
 data quality (:mod:`driftline.quality`), the label-free performance estimate
 (:mod:`driftline.performance`; which estimator produced the accuracy is chosen by
 :mod:`driftline.monitoring.accuracy`: the doubly robust one when the reference keeps a labelled
-sample and the window's buckets a row sample, CBPE otherwise), realized metrics on the labels that arrived, and the state of
-concept-drift detection (kept up to date by :mod:`driftline.monitoring.concept`). The report is
-persisted, exported as metrics, listed by ``GET /reports`` and printed by ``driftline check``.
+sample and the window's buckets a row sample, CBPE otherwise), realized metrics on the labels
+that arrived, and the state of concept-drift detection (kept up to date by
+:mod:`driftline.monitoring.concept`). The report is persisted, exported as metrics, listed by
+``GET /reports`` and printed by ``driftline check``.
 """
 
 from __future__ import annotations

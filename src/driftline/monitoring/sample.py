@@ -29,6 +29,7 @@ Edith Cohen and Haim Kaplan. Summarizing data using bottom-k sketches. PODC 2007
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,16 +93,14 @@ def encode_columns(
         values = [column[i] for i in rows.tolist()]
         if spec.kind == "categorical":
             index = {c: float(k) for k, c in enumerate(spec.categories)}
-            out[:, j] = [
-                np.nan if _missing(v) else index.get(str(v), -1.0) for v in values
-            ]
+            out[:, j] = [np.nan if _missing(v) else index.get(str(v), -1.0) for v in values]
         else:  # numeric and boolean (True is 1.0)
             out[:, j] = [np.nan if _missing(v) else float(v) for v in values]
     return out
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 @dataclass(eq=False)

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from driftline.errors import DataError
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
-from driftline.errors import DataError
 from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.monitoring.sample import (
     CONFIDENCE_COLUMN,
@@ -38,8 +38,8 @@ from driftline.profiles import DatasetProfile, merge_payloads, output_columns
 
 __all__ = [
     "BUCKET_SAMPLE_SIZE",
-    "WINDOW_SAMPLE_ROWS",
     "LATENCY_EDGES_MS",
+    "WINDOW_SAMPLE_ROWS",
     "BucketState",
     "WindowRecorder",
     "WindowSummary",
