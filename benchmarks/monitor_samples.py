@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detection_concept as dc  # noqa: E402 — the benchmark's generators
-
-from driftline.monitoring.reference import REFERENCE_SAMPLE_ROWS  # noqa: E402
-from driftline.performance import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # detection_concept.py, a sibling
+import detection_concept as dc
+from driftline.monitoring.reference import REFERENCE_SAMPLE_ROWS
+from driftline.performance import (
     Calibrator,
     ImportanceWeightedAccuracy,
     estimate,

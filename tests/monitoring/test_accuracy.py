@@ -24,8 +24,9 @@ from driftline.schema import label_text
 from driftline.service.dashboard_page import accuracy_series
 from driftline.training import train_model
 
+# The benchmark's generators, from its folder (benchmarks/ is not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import detection_concept as bench  # noqa: E402 — the benchmark's generators, from its folder
+import detection_concept as bench
 
 CASE = next(c for c in bench.CBPE_CASES if c.concept == "circle")  # linear model on a circle
 FEATURES = [f"x{i}" for i in range(bench.N_FEATURES)]

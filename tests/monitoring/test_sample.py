@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 
@@ -67,7 +68,7 @@ def test_merged_parts_are_the_bottom_k_of_the_union(
     keys = np.random.default_rng(seed).random(n)
     edges = sorted({0, n, *[c for c in cuts if c <= n]})
     parts = [
-        fill(ids[a:b], keys[a:b], capacity, batches) for a, b in zip(edges, edges[1:], strict=False)
+        fill(ids[a:b], keys[a:b], capacity, batches) for a, b in itertools.pairwise(edges)
     ]
     expected = np.sort(np.argsort(keys)[:capacity])
     merged = merge_samples(parts) if parts else RowSample.empty(COLUMNS, capacity)
