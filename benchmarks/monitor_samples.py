@@ -2,6 +2,7 @@
 
     python benchmarks/monitor_samples.py                       # window samples 1000,2000,5000
     python benchmarks/monitor_samples.py 2000 20               # one size, 20 windows per case
+    CASES=circle REFERENCE_ROWS=10000 python benchmarks/monitor_samples.py 2000   # one case
 
 ``benchmarks/detection_concept.py --cbpe-only`` measures the estimator on whole windows of
 5,000 rows with the whole 10,000-row holdout as its reference. The monitor keeps less: a
@@ -18,6 +19,7 @@ specified), coverage of the band, seconds per estimate (one native thread).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,13 +38,17 @@ from driftline.performance import (
 )
 
 WINDOW_ROWS = 20_000
+#: Reference sample rows (the monitor's default; ``--reference`` to try others).
+REFERENCE_ROWS = int(os.environ.get("REFERENCE_ROWS", REFERENCE_SAMPLE_ROWS))
+#: Only these cases (comma-separated substrings of their names), e.g. CASES=3,circle.
+CASES = [c for c in os.environ.get("CASES", "").split(",") if c]
 
 
 def main(argv: list[str]) -> None:
     sizes = [int(v) for v in argv[0].split(",")] if argv else [1000, 2000, 5000]
     windows = int(argv[1]) if len(argv) > 1 else 12
     for number, case in enumerate(dc.CBPE_CASES):
-        if case.model != "logreg":
+        if case.model != "logreg" or (CASES and not any(c in case.name for c in CASES)):
             continue
         rng = np.random.default_rng(300 + number)
         if case.concept == "clusters":
@@ -56,7 +62,7 @@ def main(argv: list[str]) -> None:
         classes = list(range(case.classes))
         p_hold = predict(x_hold)
         calibrator = Calibrator().fit(y_hold, p_hold, classes)
-        keep = rng.choice(len(x_hold), REFERENCE_SAMPLE_ROWS, replace=False)
+        keep = rng.choice(len(x_hold), min(REFERENCE_ROWS, len(x_hold)), replace=False)
         predicted = p_hold[keep].argmax(axis=1)
         confidence = calibrator.transform(p_hold[keep])[np.arange(keep.size), predicted]
         with threadpool_limits(limits=1):

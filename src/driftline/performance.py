@@ -1122,6 +1122,7 @@ class ImportanceWeightedAccuracy:
             sd = math.sqrt(var_window + var_sample + se**2 + spread**2)
             candidates.append(robust)
         elif self._confidence is not None and fallback is not None:
+            var_sample = 0.0  # CBPE's own mean is over the whole window
             bias, se = weighted_mean(c - self._confidence)
             robust = fallback.accuracy + bias
             var_window = robust * (1.0 - robust) / n_window
@@ -1141,8 +1142,11 @@ class ImportanceWeightedAccuracy:
             )
         if fallback is not None:
             candidates.append(fallback.accuracy)
-            gap_se = abs(robust - fallback.accuracy) / se if se > 0 else math.inf
-            if abs(robust - fallback.accuracy) <= self.correction_z * se:
+            # The gap's noise: the weighted residual's, plus the window sample's (zero when
+            # the whole window was given).
+            gate = math.sqrt(se**2 + var_sample)
+            gap_se = abs(robust - fallback.accuracy) / gate if gate > 0 else math.inf
+            if abs(robust - fallback.accuracy) <= self.correction_z * gate:
                 accuracy, name = fallback.accuracy, "cbpe"  # the calibration holds there
                 reason = (
                     f"the doubly robust estimate is within {gap_se:.1f} <= "
