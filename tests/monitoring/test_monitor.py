@@ -32,6 +32,14 @@ def test_no_drift_on_fresh_traffic_and_insufficient_data_when_quiet(served: Test
     realized = body["performance"]["realized"]["accuracy"]
     estimated = body["performance"]["estimated"]
     assert abs(estimated["accuracy"] - realized) < 0.03  # CBPE tracks reality without drift
+    # The workers' buckets kept row samples (merged: the default 2,000 of the 3,000 rows), so
+    # the doubly robust estimator ran (its weights trusted: the traffic is the reference's),
+    # and the report says which number it kept and why.
+    perf = body["performance"]
+    assert perf["estimator_detail"]["window_sample_rows"] == 2_000
+    assert perf["estimator_detail"]["effective_sample_size"] >= 200
+    assert perf["estimator"] in ("cbpe", "doubly_robust")
+    assert "standard errors" in perf["estimator_reason"]
     assert body["status"] == "ok"
 
 
