@@ -13,11 +13,11 @@ before) and with one of each capacity:
 
 * the bucket JSON size (mean KiB per stored bucket row);
 * parse and merge alone (:func:`~driftline.monitoring.window.summarize` of the JSON texts: what
-  the row samples add to reading a window), best of 3;
+  the row samples add to reading a window), best of 5;
 * the stored check as the monitor job runs it after reading the rows: parse the payloads, merge
   them and build the report
   (:func:`~driftline.monitoring.monitor.build_report`: drift, quality, distributions and the
-  label-free estimate), best of 3; with a sample, once with ``estimator="cbpe"`` (what the
+  label-free estimate), best of 5; with a sample, once with ``estimator="cbpe"`` (what the
   sample's parse and merge cost alone) and once with the default ``"auto"`` (the doubly robust
   estimate: a domain classifier fitted per check on the window sample, the outcome model
   already fitted), and the first check of a process (the outcome model fitted too).
@@ -61,7 +61,7 @@ def data(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
     return out
 
 
-def best_ms(run: Callable[[], Any], repeat: int = 3) -> float:
+def best_ms(run: Callable[[], Any], repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()

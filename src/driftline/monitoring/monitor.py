@@ -108,7 +108,7 @@ def build_report(
     estimator_reason: str | None = None
     estimator_detail: dict[str, Any] = {}
     if current.sketch is not None and current.sketch.n > 0:
-        with tracing.span("driftline.monitor.estimate_accuracy"):
+        with tracing.span("driftline.monitor.estimate_accuracy") as span:
             choice = choose_accuracy(
                 reference,
                 current.sample,
@@ -116,6 +116,7 @@ def build_report(
                 unsampled_rows=current.unsampled_rows,
                 estimator=options.estimator,
             )
+            span.set_attribute("driftline.monitor.estimator", choice.estimator)
         estimated, estimator = choice.estimated, choice.estimator
         estimator_reason, estimator_detail = choice.reason, choice.detail
     realized = None
