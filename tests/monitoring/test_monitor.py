@@ -116,6 +116,9 @@ def test_check_and_report_commands(served: TestClient, tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output  # critical
     text = " ".join(result.output.split())
     assert "Data drift" in text and "income" in text and "Concept drift" in text
+    # The real CLI names the estimator of the accuracy row, and why it was used.
+    assert "accuracy estimated by " in text
+    assert "accuracy (doubly robust)" in text or "accuracy (CBPE)" in text
     out = tmp_path / "r.html"
     result = CliRunner().invoke(cli, ["--home", home, "report", "-o", str(out)])
     assert result.exit_code == 0, result.output
