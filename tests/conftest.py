@@ -29,6 +29,21 @@ LATENCY_NEVER_DECIDES: dict[str, float] = {
     "slo_max_p95_latency_ratio": 1_000_000.0,
 }
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order and group for pytest-xdist (the suite runs on 3 workers, ``addopts``).
+
+    * Tests marked ``slow`` (end to end, minutes each) go first, so that they overlap with the
+      many short ones instead of starting last and lengthening the run.
+    * Every Ray test joins one ``xdist_group`` (run with ``--dist loadgroup``): they share one
+      local Ray instance per process (``tests/on_ray/conftest.py``), and two Ray clusters on
+      2 cores would slow each other down.
+    """
+    for item in items:
+        if "on_ray" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
 PG_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -44,6 +44,7 @@ def test_demo_refuses_a_busy_port(settings: Settings) -> None:
             raise AssertionError("expected a busy-port error")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize(
     ("duration", "drift_at", "seed"),

@@ -61,7 +61,7 @@ __all__ = [
 
 # The notebook API loads SciPy and the statistical core, the schema NumPy and pandas, the settings
 # pydantic: on first use, so that `import driftline` (and with it `driftline --help`) stays quick.
-# ``driftline.profile`` is the function; the profile classes live in the module
+# ``driftline.profile`` is the function; the profile classes live in the package
 # ``driftline.profiles``.
 _LAZY = {
     **{

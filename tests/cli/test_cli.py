@@ -106,6 +106,20 @@ def test_home_is_accepted_after_the_subcommand_too(tmp_path: Path) -> None:
     assert (home / "driftline.db").exists()
 
 
+def test_each_invocation_sizes_the_tables_for_its_own_output(tmp_path: Path) -> None:
+    """The consoles are built once per process; every invocation re-reads COLUMNS and its
+    streams (a test runner set COLUMNS=80 before the import, and a later CliRunner's 200 was
+    ignored: tables cut at 80 columns)."""
+    from driftline.cli import common
+
+    common.console.width = 40  # as if built under another environment
+    common.err_console.width = 40
+    for env, expected in (({"COLUMNS": "132"}, 132), ({"COLUMNS": None}, common.PIPED_WIDTH)):
+        result = CliRunner(env=env).invoke(app, ["--home", str(tmp_path), "models", "list"])
+        assert result.exit_code == 0, result.output
+        assert (common.console.width, common.err_console.width) == (expected, expected)
+
+
 def test_tables_are_not_cut_when_piped_and_exit_codes_do_not_collide(tmp_path: Path) -> None:
     """Piped output keeps whole words ("wasserstein_normalized", not "wasserst…"); a critical
     check exits 3 and a warning 4, never Click's usage code 2."""

@@ -81,9 +81,9 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     # Drift: reported by the monitor, then the loop retrains, gates, starts the rollout.
     send(served, segment_drift(3_000, seed=3), "drift")
     settle(rt)
-    report = rt.monitor_job()
+    report = rt.jobs.monitor()
     assert report is not None and report["data_drift"]["severity"] == "critical"
-    outcome = rt.loop_job()
+    outcome = rt.jobs.loop()
     assert outcome is not None and outcome["promote"] is True, gate_reason(rt)
     challenger = outcome["retrain"]
     assert rt.registry.alias(CHALLENGER) == challenger
@@ -101,7 +101,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
 
     # Shadow: answers still come from the champion; the challenger's copies are logged.
     follow(served)
-    assert rt.rollout is not None and rt.rollout["stage"] == "shadow"
+    assert rt.routing.rollout is not None and rt.routing.rollout["stage"] == "shadow"
     answers = send(served, segment_drift(400, seed=4), "shadow")
     assert {a["variant"] for a in answers} == {"champion"}
     assert {a["model_version"] for a in answers} == {1}
@@ -109,7 +109,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     with rt.store.sessions() as session:
         shadowed = queries.shadow_labeled(session=session, version=challenger)
     assert len(shadowed) == 400
-    step = rt.loop_job()
+    step = rt.jobs.loop()
     assert step is not None and step["rollout"]["stage"] == "canary", step
 
     # Canary: a sticky share of keys is answered by the challenger.
@@ -134,7 +134,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     ]
     assert len(set(key_answers)) == 1  # sticky per routing key
     settle(rt)
-    step = rt.loop_job()
+    step = rt.jobs.loop()
     assert step is not None and step["rollout"]["stage"] == "watch", step
     assert rt.registry.alias(CHAMPION) == challenger
     assert rt.registry.alias(CHALLENGER) is None
@@ -145,7 +145,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     send(served, segment_drift(400, seed=6), "watch")
     settle(rt)
     time.sleep(0.6)
-    step = rt.loop_job()
+    step = rt.jobs.loop()
     assert step is not None and step["rollout"]["stage"] == "done", step
     kinds = audit_kinds(rt)
     for kind in ("retrain_triggered", "gate", "rollout", "promotion"):
@@ -153,7 +153,7 @@ def test_drift_to_promotion_through_shadow_and_canary(served: TestClient) -> Non
     history = [h["stage"] for h in read_rollout(rt.store, rt.settings.model_name)["history"]]
     assert history == ["shadow", "canary", "watch", "done"]
     # The cooldown is persisted: the next pass does not retrain again.
-    assert rt.loop_job() is None
+    assert rt.jobs.loop() is None
 
 
 def test_bad_canary_is_withdrawn_and_bad_champion_rolled_back(served: TestClient) -> None:
@@ -165,7 +165,7 @@ def test_bad_canary_is_withdrawn_and_bad_champion_rolled_back(served: TestClient
     follow(served)
     send(served, generate_loans(1_200, seed=7), "bad-canary")
     settle(rt)
-    step = rt.loop_job()
+    step = rt.jobs.loop()
     assert step is not None and step["rollout"]["stage"] == "aborted", step["rollout"][
         "last_verdict"
     ]
@@ -194,7 +194,7 @@ def test_bad_canary_is_withdrawn_and_bad_champion_rolled_back(served: TestClient
     assert rt.champion is not None and rt.champion.version == worse
     send(served, generate_loans(600, seed=8), "bad-champion")
     settle(rt)
-    step = rt.loop_job()
+    step = rt.jobs.loop()
     assert step is not None and step["rollout"]["stage"] == "rolled_back", step
     assert registry.alias(CHAMPION) == 1
     follow(served)

@@ -59,7 +59,7 @@ def runtime(client: TestClient) -> ServingRuntime:
 def settle(rt: ServingRuntime) -> None:
     """Wait until shadow copies are logged and every record is in the store."""
     deadline = time.monotonic() + 10
-    while rt._shadow_tasks and time.monotonic() < deadline:
+    while rt.shadows.in_flight and time.monotonic() < deadline:
         time.sleep(0.02)
     rt.recorder.process_pending()
     rt.flush_buckets()

@@ -84,7 +84,7 @@ rules:  # no waiting: this test has one report per state, minutes of `for` would
         rt = runtime(client)
         send(client, drifted(3_000, seed=31), "d", labels=False)
         settle(client)
-        rt.monitor_job()  # the report, then the alert rules right after it
+        rt.jobs.monitor()  # the report, then the alert rules right after it
         firing = client.get("/alerts", params={"status": "firing"}).json()["items"]
         names = {(a["name"], a["labels"].get("feature")) for a in firing}
         assert ("DriftlineFeatureDriftCritical", "income") in names
@@ -100,13 +100,13 @@ rules:  # no waiting: this test has one report per state, minutes of `for` would
             'driftline_alerts_firing{alertname="DriftlineFeatureDriftCritical"'
             in client.get("/metrics").text
         )
-        rt.monitor_job()  # still drifting: no duplicate notification
+        rt.jobs.monitor()  # still drifting: no duplicate notification
         assert len([b for b in receiver.bodies if b["status"] == "firing"]) == len(sent)
         # the world goes back to normal: the drifted buckets age out of the window
         time.sleep(4.5)
         send(client, generate_loans(3_000, seed=32), "n", labels=False)
         settle(client)
-        rt.monitor_job()
+        rt.jobs.monitor()
         resolved = client.get("/alerts", params={"status": "resolved"}).json()["items"]
         assert any(a["name"] == "DriftlineFeatureDriftCritical" for a in resolved)
         assert any(b["status"] == "resolved" for b in receiver.bodies)
@@ -149,15 +149,15 @@ rules:
         rt = runtime(client)
         send(client, drifted(3_000, seed=31), "d", labels=False)
         settle(client)
-        rt.monitor_job()
+        rt.jobs.monitor()
     firing = [b for b in receiver.bodies if b["status"] == "firing"]
     assert firing and not [b for b in receiver.bodies if b["status"] == "resolved"]
     sent = len(receiver.bodies)
 
     with TestClient(create_app(s)) as client:  # the restart
         rt = runtime(client)
-        rt.alerts_job()  # what the scheduler runs first, before the report is re-exported
-        rt.monitor_job()  # the next report: the same drifted window
-        rt.alerts_job()
+        rt.jobs.alerts()  # what the scheduler runs first, before the report is re-exported
+        rt.jobs.monitor()  # the next report: the same drifted window
+        rt.jobs.alerts()
         assert client.get("/alerts", params={"status": "resolved"}).json()["items"] == []
     assert len(receiver.bodies) == sent, receiver.bodies[sent:]

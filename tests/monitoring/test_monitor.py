@@ -50,11 +50,11 @@ def test_drift_is_detected_reported_exported_and_audited(
     send(served, generate_loans(2_000, seed=21), "base")
     send(served, drifted(3_000, seed=22), "shifted")
     settle(served)
-    rt.concept_job()  # what the scheduler's leader runs every few seconds
+    rt.jobs.concept()  # what the scheduler's leader runs every few seconds
     status = concept_status(rt.store, rt.settings.model_name, 1)
     assert status["n_seen"] == 5_000 and status["n_drifts"] == 1
     assert status["events"][0]["sample_index"] > 2_000  # after the change, not before
-    body = rt.monitor_job()
+    body = rt.jobs.monitor()
     assert body is not None
     features = {f["feature"]: f for f in body["data_drift"]["features"]}
     assert features["income"]["severity"] == "critical"
@@ -139,7 +139,7 @@ def test_monitor_on_postgres(pg_url: str, settings: Any, loan_bundle: Any) -> No
     with TestClient(create_app(pg_settings, store=store)) as client:
         send(client, drifted(2_000, seed=26), "pg")
         settle(client)
-        body = runtime(client).monitor_job()
+        body = runtime(client).jobs.monitor()
         assert body is not None and body["status"] == "critical"
         assert client.get("/reports/latest").json()["id"] == body["id"]
     store.dispose()

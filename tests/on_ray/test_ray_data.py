@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import driftline
 from tests.support.datasets import assert_same_comparison, dataset_rows, write_parts
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # a hang guard: Ray's start-up alone takes minutes beside a busy suite
 def test_ray_counts_every_block_as_the_single_process_path(ray_local: Any, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

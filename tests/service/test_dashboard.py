@@ -116,8 +116,8 @@ def test_state_has_models_classes_drift_heatmap_accuracy_and_audit(client: TestC
     assert client.post("/labels", json={"labels": labels}).status_code == 200
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     runtime.writer.flush(5.0)
-    runtime.monitor_job()
-    runtime.monitor_job()
+    runtime.jobs.monitor()
+    runtime.jobs.monitor()
 
     state = client.get("/dashboard/state").json()
 

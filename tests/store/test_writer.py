@@ -207,3 +207,39 @@ def test_flush_waits_for_the_records_queued_so_far_not_for_an_empty_queue(
     stored = {i["request_id"] for i in page.items}
     assert set(first) <= stored  # everything offered before the flush is durable
     writer.stop()
+
+
+class SlowStore(FlakyStore):
+    """A store that needs ``delay`` seconds per insert; the first insert also fails after its
+    wait (so nothing of the batch the writer gave up on commits behind its back)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def predictions(self, rows: Sequence[dict[str, Any]], session: Session) -> None:
+        time.sleep(self.delay)
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("gave up on by the writer anyway")
+        queries.insert_predictions(rows, session=session)
+
+
+def test_flush_makes_records_a_slow_store_missed_visible(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """A commit slower than the flush interval spills its batch (durable, not yet queryable);
+    flush() then moves it into the store with a caller's patience (``sync_timeout``), not the
+    writer thread's ``commit_timeout``, so that a reader right after flush() sees every record
+    on a loaded machine too (a monitor check once found none of a test's buckets)."""
+    slow = SlowStore(delay=0.6)
+    writer, listener = make_writer(sqlite_store, tmp_path / "spill", slow, sync_timeout=10.0)
+    assert writer.commit_timeout < slow.delay < writer.sync_timeout
+    writer.start()
+    for i in range(30):
+        assert writer.offer("prediction", prediction(f"slow{i}", time.time()))
+    assert writer.flush(30.0)
+    assert ("spilled", 30) in listener.events  # the batch did miss its commit deadline
+    assert writer.spill_pending == 0
+    assert stored_ids(sqlite_store) == sorted(f"slow{i}" for i in range(30))
+    writer.stop()

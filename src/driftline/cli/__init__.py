@@ -24,7 +24,7 @@ from driftline.cli import (
     streams,
     train,
 )
-from driftline.cli.common import State, fail
+from driftline.cli.common import State, fail, fit_consoles
 
 __all__ = ["app", "hoist_home", "main"]
 
@@ -44,6 +44,7 @@ def _root(
         typer.Option("--home", help="State folder (default DRIFTLINE_HOME or ./.driftline)."),
     ] = None,
 ) -> None:
+    fit_consoles()
     from pydantic import ValidationError  # noqa: PLC0415 — lazy: fast --help
 
     from driftline.config import Settings  # noqa: PLC0415 — lazy: fast --help

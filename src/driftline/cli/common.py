@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,15 +60,26 @@ class ExitCode(enum.IntEnum):
 PIPED_WIDTH = 160
 
 
-def _console(*, stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    piped = not (hasattr(stream, "isatty") and stream.isatty())
-    width = PIPED_WIDTH if piped and "COLUMNS" not in os.environ else None
-    return Console(stderr=stderr, width=width)
+def _width_for(stream: Any) -> int:
+    """COLUMNS if set, else the terminal's width, else :data:`PIPED_WIDTH` for a pipe or file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if hasattr(stream, "isatty") and stream.isatty():
+        return shutil.get_terminal_size().columns
+    return PIPED_WIDTH
 
 
-console = _console()
-err_console = _console(stderr=True)
+console = Console(width=_width_for(sys.stdout))
+err_console = Console(stderr=True, width=_width_for(sys.stderr))
+
+
+def fit_consoles() -> None:
+    """Size both consoles for this invocation's streams and environment: they are built when
+    the module is first imported, and a process may run many invocations (a test runner, an
+    embedding program) whose COLUMNS or streams differ from that moment's."""
+    console.width = _width_for(sys.stdout)
+    err_console.width = _width_for(sys.stderr)
 
 P = ParamSpec("P")
 R = TypeVar("R")

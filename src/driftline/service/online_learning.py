@@ -32,20 +32,20 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
+from driftline.config import Settings
 from driftline.errors import DataError
 from driftline.models.bundle import PROBA_PREFIX, ModelBundle
 from driftline.models.evaluation import classification_metrics
 from driftline.models.online import ARFModel
-from driftline.registry import CHAMPION
-from driftline.store import queries
+from driftline.registry import CHAMPION, Registry
+from driftline.service.events import EventHub
+from driftline.service.metrics import ServiceMetrics
+from driftline.store import Store, queries
 from driftline.training import stratified_sample
 
-if TYPE_CHECKING:
-    from driftline.service.runtime import ServingRuntime
-
-__all__ = ["ACTOR", "OnlineLearner", "checkpoint_bundle", "state_key"]
+__all__ = ["ACTOR", "LearnerHost", "OnlineLearner", "checkpoint_bundle", "state_key"]
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,28 @@ def _lease_name(model_name: str) -> str:
     return f"online:{model_name}"[:100]
 
 
+class LearnerHost(Protocol):
+    """What the learner uses of its worker (:class:`~driftline.service.runtime.ServingRuntime`)."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    hub: EventHub
+    worker_id: str
+    #: The served champion; the learner swaps in each checkpoint under :attr:`reload_lock`.
+    champion: ModelBundle | None
+    reload_lock: asyncio.Lock
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+
 class OnlineLearner:
     """The online learning of one serving worker (active only while it holds the lease)."""
 
-    def __init__(self, runtime: ServingRuntime) -> None:
+    def __init__(self, runtime: LearnerHost) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         #: The champion bundle being learned (the learner re-reads its cursor when it changes).
@@ -283,7 +301,7 @@ class OnlineLearner:
             await asyncio.to_thread(self._save_state, version, cursor, total)
             # Move the alias and swap the served bundle under the worker's reload lock, so the
             # alias poll does not reload from the registry what this worker already serves.
-            async with self.runtime._reload_lock:
+            async with self.runtime.reload_lock:
                 if await asyncio.to_thread(registry.alias, CHAMPION) != base:
                     metrics.online_checkpoints.labels(result="superseded").inc()
                     self.bundle = None

@@ -456,22 +456,36 @@ class StoreWriter:
         target = self._offered
         while time.monotonic() < deadline:
             if self._handled >= target or (self._queue.empty() and self._idle.wait(0.01)):
-                # A commit slower than its deadline spills its batch (durable, but not yet
-                # visible to a query): move such records in now when the store answers, so a
-                # caller that flushes and then reads (the monitor) sees them.
-                if self.spill_pending:
-                    with contextlib.suppress(Exception):
-                        self.replay_now()
+                self._replay_while_up(deadline)
                 return True
             time.sleep(0.005)
         return False
 
+    def _replay_while_up(self, deadline: float) -> None:
+        """A commit slower than its deadline spills its batch (durable, but not yet visible to
+        a query): move such records in while the store answers, until ``deadline``, so that a
+        caller that flushes and then reads (the monitor) sees them. Also waits out a replay
+        the writer thread is running (it holds the files). In an outage it returns at once:
+        the records are durable in the spill log and the writer replays them later."""
+        while self.spill_pending and time.monotonic() < deadline:
+            if not is_reachable(self.engine):
+                return
+            before = self.replayed_total
+            with contextlib.suppress(Exception):
+                self.replay_now()
+            if self.spill_pending and self.replayed_total == before and not self._store_up:
+                return  # the store refused the replay: an outage after all
+            if self.spill_pending:
+                time.sleep(0.05)  # the writer thread holds a file it is replaying
+
     def replay_now(self) -> int:
-        """Replay spill files now if the store answers; returns the records replayed."""
+        """Replay spill files now if the store answers; returns the records replayed. Its
+        caller waits, so each transaction may take ``sync_timeout`` (as in :meth:`write_now`),
+        not the writer thread's ``commit_timeout``: a loaded store gets the time it needs."""
         if not is_reachable(self.engine):
             return 0
         before = self.replayed_total
-        self._replay(None, _call_in_thread)
+        self._replay(None, _call_in_thread, timeout=self.sync_timeout)
         return self.replayed_total - before
 
     # --- the thread -----------------------------------------------------------------------------
@@ -653,30 +667,35 @@ class StoreWriter:
                 inserter(rows, session)
 
     def _attempt(
-        self, records: list[SpilledRecord], call: CallFn, deadline: float | None = None
+        self,
+        records: list[SpilledRecord],
+        call: CallFn,
+        deadline: float | None = None,
+        *,
+        timeout: float | None = None,
     ) -> _Outcome:
         """Commit ``records``; on a record error, split them in halves (each its own
         transaction) until every refused record stands alone. A transaction may take
-        ``commit_timeout``; with a ``deadline``, the first one gets until then (at least half
-        of ``commit_timeout``) and no other starts with less than that left. Stops at the
-        first store error (``failure``) or at the deadline; what is not committed then is in
-        ``unwritten``."""
+        ``commit_timeout`` (or ``timeout``); with a ``deadline``, the first one gets until then
+        (at least half of ``commit_timeout``) and no other starts with less than that left.
+        Stops at the first store error (``failure``) or at the deadline; what is not committed
+        then is in ``unwritten``."""
         out = _Outcome()
         parts: deque[list[SpilledRecord]] = deque([records] if records else [])
         first = True
         while parts:
-            timeout = self.commit_timeout
+            limit = self.commit_timeout if timeout is None else timeout
             if deadline is not None:
-                timeout = deadline - time.monotonic()
+                limit = deadline - time.monotonic()
                 if first:
-                    timeout = max(timeout, self._floor)
-                elif timeout < self._floor:
+                    limit = max(limit, self._floor)
+                elif limit < self._floor:
                     out.unwritten = list(itertools.chain.from_iterable(parts))
                     break
             first = False
             part = parts.popleft()
             try:
-                call(functools.partial(self._transaction, part), timeout)
+                call(functools.partial(self._transaction, part), limit)
             except Exception as exc:
                 if isinstance(exc, StoreTimeoutError) and call is self._caller:
                     self._remember_late(part)
@@ -818,11 +837,15 @@ class StoreWriter:
 
     # --- replay -------------------------------------------------------------------------------
 
-    def _replay(self, budget: float | None, call: CallFn) -> Literal["done", "more", "failed"]:
+    def _replay(
+        self, budget: float | None, call: CallFn, *, timeout: float | None = None
+    ) -> Literal["done", "more", "failed"]:
         """Move every claimable spill file into the store, oldest first, for about ``budget``
         seconds (``None``: until done): ``"done"`` when no claimable file is left, ``"more"``
         when the budget ran out. On a store error (``"failed"``) the store is marked down and
-        the file stays (what was committed of it is inserted again, idempotently, later)."""
+        the file stays (what was committed of it is inserted again, idempotently, later).
+        ``timeout`` bounds each transaction (default ``commit_timeout``)."""
+        timeout = self.commit_timeout if timeout is None else timeout
         self.spill.release()
         started = time.monotonic()
         files = claim_spill_files(self.spill_dir)
@@ -836,11 +859,11 @@ class StoreWriter:
                     if budget is not None and time.monotonic() - started > budget:
                         return "more"
                     chunk = records[done : done + self.batch_size]
-                    out = self._attempt(chunk, call)
+                    out = self._attempt(chunk, call, timeout=timeout)
                     self._count_written(out.written, live=False)
                     failure = out.failure
                     if failure is None and out.dead:
-                        failure = self._dead_letter(out.dead, call, self.commit_timeout)
+                        failure = self._dead_letter(out.dead, call, timeout)
                         self.replayed_total += len(out.dead) if failure is None else 0
                     if failure is not None:
                         log.warning("replay of %s failed (%s); will retry", path.name, failure)

@@ -12,12 +12,8 @@ from fastapi.responses import Response
 from driftline.errors import ValidationError
 from driftline.logs import adopt_request_id, new_request_id
 from driftline.service.deps import ChampionDep, RuntimeDep, champion_of
-from driftline.service.runtime import (
-    ServingRuntime,
-    entity_features,
-    predict_and_log,
-    validate_records,
-)
+from driftline.service.prediction import entity_features, predict_and_log, validate_records
+from driftline.service.runtime import ServingRuntime
 from driftline.service.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -47,7 +43,7 @@ async def predict(body: PredictRequest, request: Request) -> Any:
     runtime: ServingRuntime = request.app.state.runtime
     champion = champion_of(runtime)
     request_id = adopt_request_id(body.request_id)  # also the X-Request-ID of the answer
-    bundle = runtime.route(champion, body.routing_key or request_id)
+    bundle = runtime.routing.route(champion, body.routing_key or request_id)
     [features] = await entity_features(
         runtime, bundle, [body.entities], [body.features], [("body",)], endpoint="/predict"
     )
@@ -110,7 +106,7 @@ async def predict_batch(
     request_ids = [i.request_id or new_request_id() for i in body.instances]
     # During a canary each row goes where its key routes it: one model call per variant.
     routed = [
-        runtime.route(champion, i.routing_key or rid)
+        runtime.routing.route(champion, i.routing_key or rid)
         for i, rid in zip(body.instances, request_ids, strict=True)
     ]
     answers: list[dict[str, Any]] = [{} for _ in records]

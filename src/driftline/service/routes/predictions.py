@@ -57,7 +57,7 @@ def list_predictions(
     # /predict does (0, not "0"), for every version this worker has loaded.
     values = {
         label_text(c): c.item() if isinstance(c, np.generic) else c
-        for bundle in (runtime.champion, runtime.challenger)
+        for bundle in (runtime.champion, runtime.routing.challenger)
         if bundle is not None
         for c in bundle.classes
     }

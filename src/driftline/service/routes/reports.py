@@ -144,7 +144,7 @@ def get_report(
 )
 async def run_report(_admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
     """Run the monitor now (on this worker) and return the new report."""
-    body = await run_in_threadpool(runtime.monitor_job)
+    body = await run_in_threadpool(runtime.jobs.monitor)
     if body is None:
         raise HTTPException(409, "no champion to monitor yet")
     return body

@@ -51,14 +51,15 @@ async def get_rollout(runtime: RuntimeDep) -> dict[str, Any]:
     if state is None:
         raise HTTPException(status_code=404, detail="no rollout has run yet")
     history = state.get("history") or [{}]
+    challenger = runtime.routing.challenger
     return {
         **state,
         "started_at": state.get("stage_started_ts"),
         "reason": "; ".join(history[-1].get("reasons", [])),
         "serving": {
             "champion": runtime.champion.version if runtime.champion else None,
-            "challenger": runtime.challenger.version if runtime.challenger else None,
-            "canary_share": runtime.canary_share,
+            "challenger": challenger.version if challenger else None,
+            "canary_share": runtime.routing.canary_share,
         },
     }
 
