@@ -6,7 +6,7 @@
 
 ``benchmarks/detection_concept.py --cbpe-only`` measures the estimator on whole windows of
 5,000 rows with the whole 10,000-row holdout as its reference. The monitor keeps less: a
-uniform sample of at most ``REFERENCE_SAMPLE_ROWS`` (5,000) holdout rows, and a uniform sample
+uniform sample of at most ``REFERENCE_SAMPLE_ROWS`` (10,000) holdout rows, and a uniform sample
 of at most ``DRIFTLINE_MONITOR_SAMPLE_ROWS`` rows of each window (the window's mean of the
 outcome model is then CBPE's exact mean over the whole window plus the sample's mean gap, see
 ``ImportanceWeightedAccuracy.estimate(window_rows=...)``). Here: the benchmark's logistic-
