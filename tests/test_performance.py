@@ -370,3 +370,40 @@ def test_importance_weighting_validates() -> None:
     weighted.fit(np.random.default_rng(0).normal(size=(50, 2)), np.ones(50))
     with pytest.raises(DataError, match="must have 2 columns"):
         weighted.weights(np.zeros((10, 3)))
+
+
+def test_a_uniform_sample_of_the_window_estimates_the_whole_window() -> None:
+    """The monitor gives a bounded sample of the window and its size: the estimate is of the
+    whole window (CBPE's exact mean plus the sample's mean gap), its band covers the realized
+    accuracy, and it agrees with the estimate from every row within that band. With the whole
+    window, ``window_rows`` changes nothing; fewer rows than the sample is refused."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(8)
+    x_train = rng.normal(size=(5_000, 2))
+    model = LogisticRegression().fit(x_train, _circle(rng, x_train))
+    x_hold = rng.normal(size=(5_000, 2))
+    y_hold = _circle(rng, x_hold)
+    proba_hold = model.predict_proba(x_hold)
+    calibrator = Calibrator().fit(y_hold, proba_hold, [0, 1])
+    confidence_hold = calibrator.transform(proba_hold).max(axis=1)
+    weighted = ImportanceWeightedAccuracy().fit(
+        x_hold, proba_hold.argmax(axis=1) == y_hold, confidence_hold
+    )
+    x = rng.normal(size=(20_000, 2)) * 0.8 + [0.9, 0.3]
+    y = _circle(rng, x)
+    proba = model.predict_proba(x)
+    realized = float((proba.argmax(axis=1) == y).mean())
+    q = calibrator.transform(proba)[np.arange(len(x)), proba.argmax(axis=1)]
+    cbpe = estimate(calibrator.sketch(proba))
+    full = weighted.estimate(x, cbpe, window_confidence=q)
+    assert weighted.estimate(x, cbpe, window_confidence=q, window_rows=len(x)) == full
+    rows = rng.choice(len(x), 2_000, replace=False)
+    sampled = weighted.estimate(x[rows], cbpe, window_confidence=q[rows], window_rows=len(x))
+    assert sampled.n == len(x) and sampled.estimator == full.estimator == "doubly_robust"
+    assert sampled.accuracy_lower <= realized <= sampled.accuracy_upper
+    half = (sampled.accuracy_upper - sampled.accuracy_lower) / 2
+    assert abs(sampled.accuracy - full.accuracy) < half
+    assert abs(sampled.accuracy - realized) < 0.5 * abs(cbpe.accuracy - realized)
+    with pytest.raises(DataError, match="below the sample"):
+        weighted.estimate(x[rows], cbpe, window_confidence=q[rows], window_rows=10)

@@ -162,6 +162,12 @@ def test_a_monitor_run_and_its_steps(client: TestClient, spans: InMemorySpanExpo
         "driftline.monitor.persist",
         "driftline.monitor.read_window",
     ]
+    # Which label-free estimator ran, and its cost (the doubly robust fit), is a span of its own.
+    report = one(spans, "driftline.monitor.build_report")
+    assert children(spans, report) == ["driftline.monitor.estimate_accuracy"]
+    estimated = one(spans, "driftline.monitor.estimate_accuracy")
+    assert estimated.attributes is not None
+    assert estimated.attributes["driftline.monitor.estimator"] == body["performance"]["estimator"]
     assert monitor.attributes is not None
     assert monitor.attributes["driftline.model.version"] == 1
     assert monitor.attributes["driftline.rows"] == 20 == body["rows"]

@@ -189,6 +189,19 @@ class Settings(BaseSettings):
             "change the verdict)."
         ),
     )
+    monitor_sample_rows: int = Field(
+        default=2_000,
+        ge=0,
+        le=50_000,
+        description="Rows of the uniform sample each time bucket keeps (features and calibrated "
+        "confidence), also the window sample the doubly robust accuracy estimate is fitted on "
+        "(0: keep none; reports then use CBPE).",
+    )
+    monitor_estimator: Literal["auto", "cbpe"] = Field(
+        default="auto",
+        description="Label-free accuracy in reports: auto (doubly robust when the reference and "
+        "window samples exist, else CBPE) or cbpe.",
+    )
     monitor_flush_seconds: float = Field(
         default=10.0, gt=0, description="How often a worker writes its open buckets."
     )

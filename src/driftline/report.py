@@ -30,10 +30,24 @@ __all__ = [
     "assess",
     "distributions",
     "drift_body",
+    "estimator_label",
     "jsonable",
     "overall_status",
     "quality_body",
 ]
+
+#: How reports name the label-free accuracy estimators (``performance.estimator``).
+ESTIMATOR_LABELS = {"doubly_robust": "doubly robust", "cbpe": "CBPE"}
+
+
+def estimator_label(name: str | None) -> str:
+    """A report's accuracy estimator as people read it (reports before the field: CBPE).
+
+    >>> estimator_label("doubly_robust"), estimator_label(None)
+    ('doubly robust', 'CBPE')
+    """
+    return ESTIMATOR_LABELS.get(name or "cbpe", str(name))
+
 
 #: Severity as a number, for gauges and for "the worst of" comparisons.
 SEVERITY_CODE = {"insufficient_data": -1, "none": 0, "warning": 1, "critical": 2}

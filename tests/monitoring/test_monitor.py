@@ -32,6 +32,14 @@ def test_no_drift_on_fresh_traffic_and_insufficient_data_when_quiet(served: Test
     realized = body["performance"]["realized"]["accuracy"]
     estimated = body["performance"]["estimated"]
     assert abs(estimated["accuracy"] - realized) < 0.03  # CBPE tracks reality without drift
+    # The workers' buckets kept row samples (merged: the default 2,000 of the 3,000 rows), so
+    # the doubly robust estimator ran (its weights trusted: the traffic is the reference's),
+    # and the report says which number it kept and why.
+    perf = body["performance"]
+    assert perf["estimator_detail"]["window_sample_rows"] == 2_000
+    assert perf["estimator_detail"]["effective_sample_size"] >= 200
+    assert perf["estimator"] in ("cbpe", "doubly_robust")
+    assert "standard errors" in perf["estimator_reason"]
     assert body["status"] == "ok"
 
 
@@ -108,6 +116,9 @@ def test_check_and_report_commands(served: TestClient, tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output  # critical
     text = " ".join(result.output.split())
     assert "Data drift" in text and "income" in text and "Concept drift" in text
+    # The real CLI names the estimator of the accuracy row, and why it was used.
+    assert "accuracy estimated by " in text
+    assert "accuracy (doubly robust)" in text or "accuracy (CBPE)" in text
     out = tmp_path / "r.html"
     result = CliRunner().invoke(cli, ["--home", home, "report", "-o", str(out)])
     assert result.exit_code == 0, result.output

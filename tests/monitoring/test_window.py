@@ -146,7 +146,9 @@ def test_buckets_carry_no_reservoir_and_the_report_is_unchanged(
             current=summarize(payloads, starts=[0.0, 660.0]),
             labeled=[],
             concept={},
-            options=MonitorOptions(),
+            # The profiles' reservoir is what changed here; the row samples of the doubly
+            # robust estimate draw fresh random keys per recorder (tested in test_sample.py).
+            options=MonitorOptions(estimator="cbpe"),
             model_name="loans",
             start=0.0,
             end=720.0,

@@ -778,8 +778,8 @@ def builtin_rules(
             "warning",
             "Estimated accuracy is {value:.3f} below the reference",
             with_t(_accuracy_drop, thresholds=t),
-            f"The label-free (CBPE) accuracy estimate fell more than {t.accuracy_drop:g} "
-            "below the champion's holdout accuracy.",
+            f"The label-free accuracy estimate (doubly robust or CBPE, as the report says) "
+            f"fell more than {t.accuracy_drop:g} below the champion's holdout accuracy.",
         ),
         rule(
             ROLLBACK,

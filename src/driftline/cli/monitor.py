@@ -101,14 +101,18 @@ def print_report(body: dict[str, Any]) -> None:
         console.print(f"Data quality: {_sev(quality['severity'])} (no failed checks)")
     if files:
         return  # no model, no labels: nothing to say about performance or concept drift
+    from driftline.report import estimator_label  # noqa: PLC0415 — lazy: fast --help
+
     performance = body["performance"]
     est = performance.get("estimated") or {}
     real = performance.get("realized") or {}
     table = Table(title="Performance")
-    for col in ("metric", "reference", "estimated (CBPE)", "band", "realized (labels)"):
+    for col in ("metric", "reference", "estimated", "band", "realized (labels)"):
         table.add_column(col, justify="right")
     table.add_row(
-        "accuracy",
+        f"accuracy ({estimator_label(performance.get('estimator'))})"
+        if est
+        else "accuracy",
         fmt_metric(performance.get("reference_accuracy")),
         fmt_metric(est.get("accuracy")),
         f"[{fmt_metric(est.get('accuracy_lower'))}, {fmt_metric(est.get('accuracy_upper'))}]"
@@ -117,17 +121,24 @@ def print_report(body: dict[str, Any]) -> None:
         f"{fmt_metric(real.get('accuracy'))} (n={real.get('n', 0)})",
     )
     table.add_row(
-        "macro F1",
+        "macro F1 (CBPE)" if est else "macro F1",
         "-",
         fmt_metric(est.get("f1_macro")),
         f"[{fmt_metric(est.get('f1_lower'))}, {fmt_metric(est.get('f1_upper'))}]" if est else "-",
         fmt_metric(real.get("f1_macro")),
     )
     table.add_row(
-        "ROC AUC", "-", fmt_metric(est.get("roc_auc")), "", fmt_metric(real.get("roc_auc"))
+        "ROC AUC (CBPE)" if est else "ROC AUC",
+        "-", fmt_metric(est.get("roc_auc")), "", fmt_metric(real.get("roc_auc"))
     )
     table.add_row("Cohen's kappa", "-", "-", "", fmt_metric(real.get("cohen_kappa")))
     console.print(table)
+    if est and performance.get("estimator_reason"):
+        console.print(
+            f"  · accuracy estimated by {estimator_label(performance.get('estimator'))}: "
+            f"{performance['estimator_reason']}",
+            highlight=False,
+        )
     concept = body["concept_drift"]
     console.print(
         f"Concept drift: {concept.get('state')} · {concept.get('n_drifts', 0)} confirmed · "
@@ -251,6 +262,7 @@ def register_command(app: typer.Typer) -> None:
                 window_seconds=seconds,
                 bucket_seconds=st.settings.monitor_bucket_seconds,
                 drift=DriftPolicy(report=st.settings.drift_report),
+                estimator=st.settings.monitor_estimator,
             ),
             persist=persist,
         )
@@ -283,7 +295,10 @@ def register_command(app: typer.Typer) -> None:
             body = run_monitor(
                 store=st.store,
                 registry=st.registry,
-                options=MonitorOptions(window_seconds=parse_duration(window, "--window")),
+                options=MonitorOptions(
+                    window_seconds=parse_duration(window, "--window"),
+                    estimator=st.settings.monitor_estimator,
+                ),
             )
         with st.store.sessions() as session:
             row = (

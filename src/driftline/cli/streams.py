@@ -153,6 +153,7 @@ def consume(
         recorder=WindowRecorder(
             worker_id=f"stream-{name}-{uuid.uuid4().hex[:6]}",
             bucket_seconds=settings.monitor_bucket_seconds,
+            sample_rows=settings.monitor_sample_rows,
         ),
     )
 

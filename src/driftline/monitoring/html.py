@@ -18,6 +18,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from driftline.report import estimator_label
+
 __all__ = ["render_report_html"]
 
 COLORS = {
@@ -207,7 +209,10 @@ def _accuracy_over_time(history: Sequence[dict[str, Any]]) -> go.Figure | None:
         go.Scatter(
             x=times,
             y=series("estimated", "accuracy"),
-            name="estimated (CBPE)",
+            name="estimated (label-free)",
+            # Which estimator produced each point: the doubly robust one or CBPE.
+            customdata=[estimator_label(p.get("estimator")) for _, p in points],
+            hovertemplate="%{y:.3f} (%{customdata})<extra>estimated</extra>",
             line={"color": "#1e88e5"},
         )
     )
@@ -306,6 +311,12 @@ def render_report_html(report: dict[str, Any], history: Sequence[dict[str, Any]]
     ):
         if fig is not None:
             sections.append(f'<div class="chart">{_figure_html(fig)}</div>')
+    # Why the estimated accuracy comes from the estimator it names (reports since issue 11).
+    reason = (
+        f"<tr><td>estimator</td><td>{html.escape(str(performance['estimator_reason']))}</td></tr>"
+        if performance.get("estimator_reason")
+        else ""
+    )
     headline = (
         "<table class='kv'>"
         f"<tr><td>status</td><td>{_badge(report.get('status'))}</td></tr>"
@@ -321,11 +332,12 @@ def render_report_html(report: dict[str, Any], history: Sequence[dict[str, Any]]
         f"({concept.get('n_drifts', 0)} confirmed, "
         f"{concept.get('n_seen', 0):,} labels seen)</td></tr>"
         f"<tr><td>accuracy</td><td>estimated "
-        f"({html.escape(str(performance.get('estimator') or 'cbpe'))}) "
+        f"({html.escape(estimator_label(performance.get('estimator')))}) "
         f"{_fmt(estimated.get('accuracy'), 3)} "
         f"[{_fmt(estimated.get('accuracy_lower'), 3)}, {_fmt(estimated.get('accuracy_upper'), 3)}]"
         f" · realized {_fmt(realized.get('accuracy'), 3)} (n={realized.get('n', 0)})"
         f" · reference {_fmt(performance.get('reference_accuracy'), 3)}</td></tr>"
+        f"{reason}"
         "</table>"
     )
     body = "\n".join(

@@ -3,9 +3,12 @@
 Merges every worker's buckets of the champion over the window (O(bins × buckets)), then runs
 the pure library on them: data drift and prediction drift (:mod:`driftline.drift.decision`),
 data quality (:mod:`driftline.quality`), the label-free performance estimate
-(:mod:`driftline.performance`), realized metrics on the labels that arrived, and the state of
-concept-drift detection (kept up to date by :mod:`driftline.monitoring.concept`). The report is
-persisted, exported as metrics, listed by ``GET /reports`` and printed by ``driftline check``.
+(:mod:`driftline.performance`; which estimator produced the accuracy is chosen by
+:mod:`driftline.monitoring.accuracy`: the doubly robust one when the reference keeps a labelled
+sample and the window's buckets a row sample, CBPE otherwise), realized metrics on the labels
+that arrived, and the state of concept-drift detection (kept up to date by
+:mod:`driftline.monitoring.concept`). The report is persisted, exported as metrics, listed by
+``GET /reports`` and printed by ``driftline check``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 
 from driftline import tracing
 from driftline.drift.decision import DriftPolicy
-from driftline.errors import NotReadyError
+from driftline.errors import ConfigurationError, NotReadyError
 from driftline.models.bundle import ModelBundle
+from driftline.monitoring.accuracy import ESTIMATORS, choose_accuracy
 from driftline.monitoring.concept import concept_status
 from driftline.monitoring.reference import MonitoringReference, reference_for
 from driftline.monitoring.window import WindowSummary, summarize
@@ -46,6 +50,14 @@ class MonitorOptions:
     bucket_seconds: float = 60.0
     drift: DriftPolicy = dataclasses.field(default_factory=DriftPolicy)
     quality: QualityPolicy = dataclasses.field(default_factory=QualityPolicy)
+    #: ``"auto"``: the doubly robust accuracy estimate when it can run, else CBPE; ``"cbpe"``.
+    estimator: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ConfigurationError(
+                f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}"
+            )
 
 
 def window_summary(
@@ -92,8 +104,21 @@ def build_report(
         quality_policy=options.quality,
     )
     estimated = None
+    estimator: str | None = None
+    estimator_reason: str | None = None
+    estimator_detail: dict[str, Any] = {}
     if current.sketch is not None and current.sketch.n > 0:
-        estimated = estimate(current.sketch)
+        with tracing.span("driftline.monitor.estimate_accuracy") as span:
+            choice = choose_accuracy(
+                reference,
+                current.sample,
+                estimate(current.sketch),
+                unsampled_rows=current.unsampled_rows,
+                estimator=options.estimator,
+            )
+            span.set_attribute("driftline.monitor.estimator", choice.estimator)
+        estimated, estimator = choice.estimated, choice.estimator
+        estimator_reason, estimator_detail = choice.reason, choice.detail
     realized = None
     if labeled:
         realized = realized_metrics(
@@ -124,10 +149,11 @@ def build_report(
         "performance": {
             "reference_accuracy": reference.reference_accuracy,
             "estimated": jsonable(estimated) if estimated is not None else None,
-            # Which label-free estimator produced "estimated" (the importance-weighted one of
-            # driftline.performance needs stored reference rows and did not meet issue 11's
-            # targets on every case, so CBPE stays the default).
-            "estimator": "cbpe" if estimated is not None else None,
+            # Which label-free estimator produced the estimated accuracy and its band
+            # ("doubly_robust" or "cbpe"; macro F1 and ROC AUC are always CBPE's), and why.
+            "estimator": estimator,
+            "estimator_reason": estimator_reason,
+            "estimator_detail": estimator_detail,
             "realized": jsonable(realized) if realized is not None else None,
             "comparison": jsonable(compare(estimated, realized)) if estimated else [],
         },

@@ -6,7 +6,10 @@ request/error/rejection counts with a latency histogram (and, for shadow traffic
 challenger agreed with the champion). The worker writes its open buckets to the store as
 cumulative snapshots every few seconds; the monitor merges every worker's rows over any window,
 so a check costs O(bins × buckets), never O(rows). Bucket profiles carry no reservoir sample
-(:data:`BUCKET_SAMPLE_SIZE`).
+(:data:`BUCKET_SAMPLE_SIZE`); what the doubly robust accuracy estimate reads instead is one
+bounded uniform sample of whole rows per bucket (:class:`~driftline.monitoring.sample.RowSample`:
+encoded features and the calibrated confidence, at most ``sample_rows`` rows, merged across
+buckets and workers into a uniform sample of the window).
 """
 
 from __future__ import annotations
@@ -20,15 +23,23 @@ from typing import Any
 
 import numpy as np
 
+from driftline.errors import DataError
 from driftline.models.base import Predictions
 from driftline.models.bundle import ModelBundle
 from driftline.monitoring.reference import MonitoringReference, reference_for
+from driftline.monitoring.sample import (
+    CONFIDENCE_COLUMN,
+    RowSample,
+    encode_columns,
+    merge_samples,
+)
 from driftline.performance import PerformanceSketch
 from driftline.profiles import DatasetProfile, merge_payloads, output_columns
 
 __all__ = [
     "BUCKET_SAMPLE_SIZE",
     "LATENCY_EDGES_MS",
+    "WINDOW_SAMPLE_ROWS",
     "BucketState",
     "WindowRecorder",
     "WindowSummary",
@@ -44,6 +55,13 @@ __all__ = [
 #: Buckets stored with a sample (before this) still merge with these; the merged sample is
 #: then theirs alone, which nothing reads either.
 BUCKET_SAMPLE_SIZE = 0
+
+#: Default capacity of a bucket's row sample (``DRIFTLINE_MONITOR_SAMPLE_ROWS``), which is also
+#: the size of the window's merged sample: a bottom-k merge stays uniform only at the smallest
+#: capacity of its parts. The doubly robust estimate's window side (density ratio, mean of the
+#: outcome model) is fitted on these rows; see the README's Monitoring section for the
+#: measured accuracy and storage at this size.
+WINDOW_SAMPLE_ROWS = 2_000
 
 #: Upper edges (ms) of the latency histogram kept per bucket; p95 across workers comes from it.
 LATENCY_EDGES_MS: tuple[float, ...] = (
@@ -101,6 +119,8 @@ class BucketState:
     features: DatasetProfile | None = None
     outputs: DatasetProfile | None = None
     sketch: PerformanceSketch | None = None
+    #: Uniform sample of the bucket's rows (encoded features, calibrated confidence).
+    sample: RowSample | None = None
     requests: int = 0
     errors: int = 0
     rejected: int = 0
@@ -121,6 +141,7 @@ class BucketState:
             "features": _profile_dict(self.features),
             "outputs": _profile_dict(self.outputs),
             "sketch": self.sketch.to_dict() if self.sketch is not None else None,
+            "sample": self.sample.to_dict() if self.sample is not None else None,
             "requests": self.requests,
             "errors": self.errors,
             "rejected": self.rejected,
@@ -179,9 +200,21 @@ class WindowRecorder:
     #: Rows queued before :meth:`observe` profiles them itself (bounds memory under overload).
     MAX_PENDING_ROWS = 50_000
 
-    def __init__(self, *, worker_id: str, bucket_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        bucket_seconds: float = 60.0,
+        sample_rows: int = WINDOW_SAMPLE_ROWS,
+    ) -> None:
         self.worker_id = worker_id
         self.bucket_seconds = bucket_seconds
+        #: Capacity of each bucket's row sample (0: keep none; the monitor then reports CBPE).
+        self.sample_rows = max(0, int(sample_rows))
+        # Seeded by the OS, never by a fixed seed: two workers drawing the same keys would
+        # sample the same positions of their batches, and the merged sample would not be
+        # uniform.
+        self._rng = np.random.default_rng()
         self._lock = threading.Lock()
         self._process_lock = threading.Lock()
         self._buckets: dict[tuple[float, int, str], BucketState] = {}
@@ -220,6 +253,10 @@ class WindowRecorder:
             )
             if ref.calibrator is not None:
                 state.sketch = ref.calibrator.empty_sketch()
+                if ref.labelled is not None and self.sample_rows > 0:
+                    state.sample = RowSample.empty(
+                        (*ref.labelled.columns, CONFIDENCE_COLUMN), self.sample_rows
+                    )
         state.dirty = True
         return state
 
@@ -289,12 +326,47 @@ class WindowRecorder:
                 sketch = None
         with self._lock:
             state = self._state(key[0], key[1], key[2], ref)
+            sample = state.sample if sketch is not None else None
+        calibrator = ref.calibrator
+        schema = item.bundle.schema
+
+        def encode(positions: np.ndarray) -> np.ndarray:
+            rows = proba[positions]
+            assert calibrator is not None  # a sample exists only with a calibrator
+            calibrated = calibrator.transform(rows)
+            confidence = calibrated[np.arange(len(positions)), rows.argmax(axis=1)]
+            return np.column_stack([encode_columns(schema, columns, positions), confidence])
+
+        batch = None
+        if sample is not None:
+            # Keys and the encoding of the rows that can enter, outside the lock the model
+            # thread takes: only this method (under ``_process_lock``) changes samples.
+            try:
+                batch = sample.draw(len(proba), self._rng, encode)
+            except DataError:  # e.g. the schema's columns changed: no sample for this batch
+                batch = None
+        with self._lock:
+            current = self._state(key[0], key[1], key[2], ref)
+            if current is not state:
+                # A drain closed the bucket meanwhile (rare): draw again against the new
+                # state's sample, whose threshold the batch above did not see.
+                state = current
+                batch = None
+                if state.sample is not None and sketch is not None:
+                    try:
+                        batch = state.sample.draw(len(proba), self._rng, encode)
+                    except DataError:
+                        batch = None
             if state.features is not None:
                 state.features.add_columns(columns)
             if state.outputs is not None:
                 state.outputs.add_columns(outputs)
             if sketch is not None and state.sketch is not None:
                 state.sketch = state.sketch.merge(sketch)
+            if batch is not None and state.sample is not None:
+                state.sample = merge_samples([state.sample, batch])
+            elif sketch is not None:
+                state.sample = None  # a sample that missed rows is not uniform over the bucket
 
     def observe_requests(
         self,
@@ -366,6 +438,11 @@ class WindowSummary:
     features: DatasetProfile | None
     outputs: DatasetProfile | None
     sketch: PerformanceSketch | None
+    #: Uniform sample of the window's rows (None when no bucket kept one).
+    sample: RowSample | None
+    #: Rows of the CBPE sketch that no sample saw (buckets written without one): when > 0
+    #: the sample is not uniform over the window.
+    unsampled_rows: int
     requests: int
     errors: int
     rejected: int
@@ -403,6 +480,8 @@ def summarize(
     features: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
     sketch: PerformanceSketch | None = None
+    samples: list[RowSample] = []
+    unsampled = 0
     requests = errors = rejected = agree = compared = count = 0
     latency = [0] * (len(LATENCY_EDGES_MS) + 1)
     for payload in payloads:
@@ -414,6 +493,10 @@ def summarize(
         if payload.get("sketch"):
             part = PerformanceSketch.from_dict(payload["sketch"])
             sketch = part if sketch is None else sketch.merge(part)
+            if payload.get("sample"):
+                samples.append(RowSample.from_dict(payload["sample"]))
+            else:
+                unsampled += part.n
         requests += int(payload.get("requests", 0))
         errors += int(payload.get("errors", 0))
         rejected += int(payload.get("rejected", 0))
@@ -422,10 +505,18 @@ def summarize(
         for i, c in enumerate(payload.get("latency", [])[: len(latency)]):
             latency[i] += int(c)
     start_list = list(starts)
+    merged_sample = None
+    if samples:
+        try:
+            merged_sample = merge_samples(samples)
+        except DataError:  # buckets of different encodings (a changed schema): no sample
+            merged_sample, unsampled = None, sketch.n if sketch is not None else 0
     return WindowSummary(
         features=merge_payloads(features) if features else None,
         outputs=merge_payloads(outputs) if outputs else None,
         sketch=sketch,
+        sample=merged_sample,
+        unsampled_rows=unsampled,
         requests=requests,
         errors=errors,
         rejected=rejected,

@@ -143,6 +143,7 @@ class WorkerJobs:
                     window_seconds=self.settings.monitor_window_seconds,
                     bucket_seconds=self.settings.monitor_bucket_seconds,
                     drift=DriftPolicy(report=self.settings.drift_report),
+                    estimator=self.settings.monitor_estimator,
                 ),
             )
         except Exception:

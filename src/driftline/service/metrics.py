@@ -286,7 +286,8 @@ class ServiceMetrics:
         )
         self.estimated_accuracy = Gauge(
             "driftline_estimated_accuracy",
-            "Label-free (CBPE) accuracy estimate of the latest window; bound=estimate|lower|upper.",
+            "Label-free accuracy estimate of the latest window (doubly robust or CBPE, as the "
+            "report's performance.estimator says); bound=estimate|lower|upper.",
             ["bound"],
             registry=r,
             multiprocess_mode="mostrecent",

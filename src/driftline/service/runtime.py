@@ -101,7 +101,9 @@ class ServingRuntime:
             on_drop=self.metrics.ws_dropped.inc,
         )
         self.recorder = WindowRecorder(
-            worker_id=self.worker_id, bucket_seconds=settings.monitor_bucket_seconds
+            worker_id=self.worker_id,
+            bucket_seconds=settings.monitor_bucket_seconds,
+            sample_rows=settings.monitor_sample_rows,
         )
         self.batcher.listeners.append(self._profile_batch)
         #: Online feature lookups by entity (DRIFTLINE_FEAST_REPO); ``None`` without a repo.

@@ -100,6 +100,8 @@ def _report_summary(row: queries.ReportRow | None) -> tuple[dict[str, Any], dict
     accuracy = {
         "reference": performance.get("reference_accuracy"),
         "estimated": estimated.get("accuracy"),
+        # Which estimator produced it: "doubly_robust" or "cbpe" (older reports: CBPE).
+        "estimator": performance.get("estimator") or ("cbpe" if estimated else None),
         "estimated_lower": estimated.get("accuracy_lower"),
         "estimated_upper": estimated.get("accuracy_upper"),
         "realized": realized.get("accuracy"),

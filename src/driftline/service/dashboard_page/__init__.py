@@ -341,6 +341,7 @@ def accuracy_series(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "ts": [],
         "estimated": [],
         "estimator": [],
+        "estimator_reason": [],
         "realized": [],
         "labeled": [],
     }
@@ -351,9 +352,11 @@ def accuracy_series(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         realized = performance.get("realized") or {}
         series["ts"].append(report.get("ts"))
         series["estimated"].append(estimated.get("accuracy"))
+        # Which estimator produced each estimated accuracy (reports before the field: CBPE).
         series["estimator"].append(
             performance.get("estimator") or ("cbpe" if estimated else None)
         )
+        series["estimator_reason"].append(performance.get("estimator_reason"))
         series["realized"].append(realized.get("accuracy"))
         series["labeled"].append(realized.get("n"))
         if performance.get("reference_accuracy") is not None:

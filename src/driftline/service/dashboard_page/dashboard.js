@@ -624,10 +624,18 @@
       return;
     }
     const x = acc.ts.map(toDate);
+    const named = (e) => (e === "doubly_robust" ? "doubly robust" : e ? e.toUpperCase() : "CBPE");
+    // Which estimator produced the latest estimate, and why (the reason as the hint's tooltip).
+    const last = (acc.estimator || []).length - 1;
+    const hint = document.getElementById("accuracy-hint");
+    if (hint && last >= 0 && acc.estimator[last]) {
+      hint.textContent = `estimated (no labels, ${named(acc.estimator[last])}) vs realized (labels)`;
+      hint.title = (acc.estimator_reason || [])[last] || "";
+    }
     const traces = [
       {
         type: "scatter", mode: "lines+markers", name: "estimated", x, y: acc.estimated, connectgaps: true,
-        customdata: (acc.estimator || []).map((e) => e || "cbpe"),
+        customdata: (acc.estimator || []).map(named),
         line: { color: C.accent, width: 2 }, hovertemplate: "%{x|%H:%M:%S}<br>%{y:.1%} (%{customdata})<extra>estimated</extra>",
       },
       {
