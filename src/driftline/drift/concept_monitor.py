@@ -40,6 +40,8 @@ STATE_FORMAT = 2
 REANCHOR_EVERY = 100
 REANCHOR_MIN_FALL = 0.03
 REANCHOR_ALPHA = 1e-6
+REPLAY_ON_REANCHOR = True
+WARNING_PATIENCE = 0.75
 
 
 def increase_p_value(before_errors: int, before_n: int, recent_errors: int, recent_n: int) -> float:
@@ -357,7 +359,7 @@ class ConceptDriftMonitor:
             # The min_samples guard postpones the verdict: the clock starts once it lifts.
             start = 0 if self.last_drift_index is None else self.last_drift_index + 1
             judged_from = max(self._warning_since, start + self.min_samples - 1)
-            if index - judged_from >= self.buffer_size // 2:
+            if index - judged_from >= int(self.buffer_size * WARNING_PATIENCE):
                 self._warning_since = None
                 self.n_rejected += 1
 
@@ -392,6 +394,14 @@ class ConceptDriftMonitor:
             self._counts.append(self._counts[-1] + bit)
         self._ph.reset()
         self._hddm.reset()
+        if REPLAY_ON_REANCHOR:
+            # Page-Hinkley and HDDM_A restart from the recovered level, not from nothing:
+            # reset bare, they would learn their mean from whatever comes next, and a rise
+            # arriving right after a re-anchor would become their baseline unseen.
+            for bit in bits:
+                self._ph.update(bit)
+                if self.hddm:
+                    self._hddm.update(bit)
 
     def _confirmed(self) -> bool:
         size = len(self._buffer)
