@@ -375,8 +375,15 @@ def run_detectors(streams: list[LearnerStream], quick: bool) -> list[dict[str, A
     return records
 
 
+#: Seeds the tables report. The monitor's defaults were tuned on others (``TUNING_SEEDS``,
+#: run with ``--learner-seeds 2,3,4``) so the reported figures are not fitted to their own
+#: streams. (The defaults before issue 11 point 2's last round were chosen on 0 and 1.)
+REPORTED_SEEDS = (0, 1)
+TUNING_SEEDS = (2, 3, 4)
+
+
 def seeds(quick: bool) -> list[int]:
-    return [0] if quick else [0, 1]
+    return [0] if quick else list(REPORTED_SEEDS)
 
 
 CACHE = Path(__file__).resolve().parent / ".cache"

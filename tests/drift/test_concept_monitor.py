@@ -281,7 +281,7 @@ def rise_right_after_a_cut(seed: int) -> tuple[int, list[int]] | None:
     confirmed drifts from then on, relative to it), or None when no such cut happened."""
     rng = np.random.default_rng(seed)
     monitor = ConceptDriftMonitor()
-    monitor.update_errors((rng.random(3600) < np.r_[np.full(3000, 0.05), np.full(600, 0.6)]))
+    monitor.update_errors(rng.random(3600) < np.r_[np.full(3000, 0.05), np.full(600, 0.6)])
     assert monitor.n_drifts == 1
     for p in np.linspace(0.6, 0.02, 1500):
         monitor.update_error(int(rng.random() < p))
