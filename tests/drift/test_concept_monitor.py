@@ -306,3 +306,15 @@ def test_a_rise_right_after_a_re_anchor_is_confirmed(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("driftline.drift.concept_monitor.REPLAY_ON_REANCHOR", False)
     bare = [c for c in map(rise_right_after_a_cut, range(8)) if c is not None]
     assert sum(not any(0 <= f < 500 for f in found) for _, found in bare) >= 1
+
+
+def test_a_slow_five_point_ramp_after_a_long_stretch_is_confirmed() -> None:
+    # 15% for 8,000 labels, then up to 20% over 2,000: the evidence grows slowly, so the
+    # warning must stay open long enough (0.75 of a buffer) for the trend test to see it.
+    found_rise = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        rate = np.r_[np.full(8000, 0.15), np.linspace(0.15, 0.20, 2000), np.full(2000, 0.20)]
+        found = ConceptDriftMonitor().update_errors(rng.random(rate.size) < rate)
+        found_rise += any(8000 <= a < 12_000 for a in found)
+    assert found_rise >= 9
