@@ -182,7 +182,20 @@ def _measured_rise(errors: np.ndarray, centre: int, width: int) -> float:
 
 
 def learner_streams(seed: int, quick: bool) -> list[LearnerStream]:
-    """Every error stream of one seed (both learners)."""
+    """Every error stream of one seed (both learners).
+
+    scikit-learn's gradient boosting runs on one OpenMP thread here: with a team of threads
+    per process on a shared, loaded machine each fit and predict waited for the busiest core
+    (a 4,000-row fit took 10 s instead of 0.3 s, most of an hour per seed). The streams are
+    the same either way (checked bit for bit); only the time changes.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _learner_streams(seed, quick)
+
+
+def _learner_streams(seed: int, quick: bool) -> list[LearnerStream]:
     streams: list[LearnerStream] = []
     widths = (1, 2_000) if quick else WIDTHS
     for g_index, generator in enumerate(GENERATORS):
@@ -362,8 +375,15 @@ def run_detectors(streams: list[LearnerStream], quick: bool) -> list[dict[str, A
     return records
 
 
+#: Seeds the tables report. The monitor's defaults were tuned on others (``TUNING_SEEDS``,
+#: run with ``--learner-seeds 2,3,4``) so the reported figures are not fitted to their own
+#: streams. (The defaults before issue 11 point 2's last round were chosen on 0 and 1.)
+REPORTED_SEEDS = (0, 1)
+TUNING_SEEDS = (2, 3, 4)
+
+
 def seeds(quick: bool) -> list[int]:
-    return [0] if quick else [0, 1]
+    return [0] if quick else list(REPORTED_SEEDS)
 
 
 CACHE = Path(__file__).resolve().parent / ".cache"

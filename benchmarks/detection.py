@@ -42,8 +42,8 @@ Sections and targets (from issue 3):
    on improvements, beside river's ADWIN, Page-Hinkley, HDDM_A and KSWIN; and (section 4b)
    the importance-weighted accuracy estimate against CBPE on the same windows: MAE <= 0.75x
    CBPE's on misspecified models, <= 1.1x on well-specified ones, band coverage >= 90%.
-   The learners' error streams are cached in ``benchmarks/.cache`` after the first run (about
-   three minutes a seed to generate).
+   The learners' error streams are cached in ``benchmarks/.cache`` after the first run
+   (1.5-8 minutes a seed to generate on 2 busy cores).
 
 The report ends with one PASS/FAIL line per target, with the baselines' figures beside
 driftline's. Rates are point estimates over seeded repetitions; the full run uses enough of them

@@ -514,6 +514,13 @@ def main(argv: list[str] | None = None) -> None:
         help="seed of the label-free estimation cases (100 is the reported run; tune on others)",
     )
     parser.add_argument("--cbpe-only", action="store_true", help="the label-free section only")
+    parser.add_argument(
+        "--learner-seeds",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=None,
+        help="seeds of the real-learner streams, e.g. 2,3,4 (the tuning seeds); "
+        "default: the reported seeds 0,1 (0 with --quick)",
+    )
     args = parser.parse_args(argv)
 
     import concept_learners as learners
@@ -521,7 +528,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     if not args.cbpe_only:
         records = [
-            r for s in learners.seeds(args.quick) for r in learners.run_seed((s, args.quick))
+            r
+            for s in (args.learner_seeds or learners.seeds(args.quick))
+            for r in learners.run_seed((s, args.quick))
         ]
         verdict = learners.print_learners(records)
         for target, ok in verdict.items():
