@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from driftline.models.bundle import ModelBundle
 from driftline.registry import Registry
 from driftline.store import Store, open_store
 from driftline.training import train_model
+from tests.support import alone
 
 #: Latency bounds that no functional test can reach, even beside ``stress-ng --cpu 2``: tests
 #: of the closed loop judge accuracy and the stages; the latency verdicts themselves are pure
@@ -42,11 +44,40 @@ ONE_WORKER_GROUPS = {
 }
 
 
+_alone_tests = pytest.StashKey[int]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` (end to end, minutes each) go first: on the xdist workers
-    (``-n 3`` in ``addopts``) they then overlap with the many short ones instead of starting
-    last and lengthening the run."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+    """Tests marked ``alone`` go first (the others wait for them: ``tests/support/alone.py``),
+    then those marked ``slow`` (end to end, minutes each): on the xdist workers (``-n 3`` in
+    ``addopts``) these overlap with the many short ones instead of starting last and
+    lengthening the run."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker(alone.MARK) is None,
+            item.get_closest_marker("slow") is None,
+        )
+    )  # stable
+    config.stash[_alone_tests] = sum(1 for i in items if i.get_closest_marker(alone.MARK))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker learns the folder the ``alone`` gate shares."""
+    config = node.config
+    if not hasattr(config, "_driftline_alone_dir"):
+        config._driftline_alone_dir = Path(tempfile.mkdtemp(prefix="driftline-alone-"))
+    alone.configure_node(node, config._driftline_alone_dir)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the item is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    alone.before_setup(item, item.config.stash.get(_alone_tests, 0))
+
+
+@pytest.hookimpl(trylast=True)  # after its fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    alone.after_teardown(item)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
