@@ -432,6 +432,24 @@ def _line(model: str, name: str, c: int, r: Result) -> str:
     )
 
 
+def _row(
+    model: str, concurrency: int, client: str, server: str, r: Result, **ratios: float
+) -> dict[str, Any]:
+    """One table row: a server's best run at one concurrency with one client, and its ratios."""
+    return {
+        "model": model,
+        "concurrency": concurrency,
+        "client": client,
+        "server": server,
+        "rps": r.rps,
+        "p50_ms": r.p50_ms,
+        "p95_ms": r.p95_ms,
+        "p99_ms": r.p99_ms,
+        "errors": r.errors,
+        **ratios,
+    }
+
+
 def run(
     seconds: float,
     repeats: int,
@@ -464,21 +482,8 @@ def run(
             for (name, c, client), r in best.items():
                 bare = best[("bare", c, client)]
                 empty = best[("empty", c, client)]
-                rows.append(
-                    {
-                        "model": model,
-                        "concurrency": c,
-                        "client": client,
-                        "server": name,
-                        "rps": r.rps,
-                        "p50_ms": r.p50_ms,
-                        "p95_ms": r.p95_ms,
-                        "p99_ms": r.p99_ms,
-                        "errors": r.errors,
-                        "ratio": r.rps / bare.rps,
-                        "ceiling": r.rps / empty.rps,
-                    }
-                )
+                ratios = {"ratio": r.rps / bare.rps, "ceiling": r.rps / empty.rps}
+                rows.append(_row(model, c, client, name, r, **ratios))
     rows.sort(key=lambda r: (r["model"], r["concurrency"], r["client"]))
     return rows
 
@@ -540,20 +545,7 @@ def run_workers(
                     one = best[("1 worker", c, client)]
                     for name in variants:
                         r = best[(name, c, client)]
-                        rows.append(
-                            {
-                                "model": model,
-                                "concurrency": c,
-                                "client": client,
-                                "server": name,
-                                "rps": r.rps,
-                                "p50_ms": r.p50_ms,
-                                "p95_ms": r.p95_ms,
-                                "p99_ms": r.p99_ms,
-                                "errors": r.errors,
-                                "ratio": r.rps / one.rps,
-                            }
-                        )
+                        rows.append(_row(model, c, client, name, r, ratio=r.rps / one.rps))
     return rows
 
 
