@@ -253,7 +253,13 @@ def server(
 ) -> Iterator[str]:
     """``python -m driftline serve`` on a free loopback port: a champion and a challenger."""
     _register(settings, trained_bundle, challenger=True)
-    env = {"DRIFTLINE_ADMIN_TOKEN": "dash-token-000001", "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1"}
+    env = {
+        "DRIFTLINE_ADMIN_TOKEN": "dash-token-000001",
+        "DRIFTLINE_MONITOR_FLUSH_SECONDS": "1",
+        # The drifted traffic would let the closed loop retrain and register v3 as the new
+        # challenger whenever its job happens to run: this page is judged on v1 and v2.
+        "DRIFTLINE_LOOP_ENABLED": "false",
+    }
     with serve_subprocess(settings.home, env=env) as url:
         yield url
 
