@@ -115,3 +115,23 @@ def test_health_shows_the_budget_of_the_model_thread(
         body = client.get("/health").json()
     assert body["native_threads"]["per_worker"] == 1
     assert _openmp(body["native_threads"]["model_thread"]) == {1}
+
+
+@pytest.mark.parametrize(("model_threads", "expected"), [(None, 1), (2, 2)])
+def test_the_model_thread_runs_one_openmp_thread_unless_configured(
+    settings: Settings, trained_bundle: ModelBundle, model_threads: int | None, expected: int
+) -> None:
+    """A worker with a budget of 2 still calls the model on one OpenMP thread (a team of two
+    on shared cores stalled gradient-boosting requests for ~1 s); DRIFTLINE_MODEL_THREADS
+    changes that, and jobs keep the whole budget."""
+    store = open_store(settings.database_url)
+    Registry.from_settings(settings, store).register(trained_bundle, actor="test")
+    store.dispose()
+    configured = settings.model_copy(
+        update={"threads_per_worker": 2, "workers": 1, "model_threads": model_threads}
+    )
+    with TestClient(create_app(configured)) as client:
+        body = client.get("/health").json()
+    threads = body["native_threads"]
+    assert threads["per_worker"] == 2 and threads["model"] == expected
+    assert _openmp(threads["model_thread"]) == {expected}

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Native (OpenMP/BLAS) threads per worker process; default cores ÷ workers.",
     )
+    model_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "OpenMP threads of the model (request) thread; default 1: micro-batches are small, "
+            "and a team of OpenMP threads on cores shared with the event loop stalls requests."
+        ),
+    )
     worker_healthcheck_timeout_seconds: int = Field(
         default=60,
         ge=1,

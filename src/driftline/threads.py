@@ -70,6 +70,23 @@ def threads_per_worker(
     return max(1, (cores if cores is not None else available_cores()) // workers)
 
 
+def model_thread_budget(override: int | None = None) -> int:
+    """OpenMP threads of the thread that calls the model on requests: ``override``, else 1.
+
+    Micro-batches hold a few to a few hundred rows, too few for a team of threads to pay off,
+    and the team shares the cores with the event loop, the writer and (on one machine) the
+    clients: measured with ``benchmarks/serving.py`` on 2 cores, gradient boosting with a team of
+    2 on one worker had a p99 of ~1.1 s at every concurrency, and 2.6-2.9k req/s with p99
+    10-35 ms on one thread. Background jobs (training) keep the worker's whole budget.
+
+    >>> model_thread_budget(), model_thread_budget(4)
+    (1, 4)
+    """
+    if override is not None and override < 1:
+        raise ConfigurationError(f"model threads must be at least 1, got {override}")
+    return 1 if override is None else override
+
+
 def native_thread_env(threads: int) -> dict[str, str]:
     """The environment that gives every native pool of a new process ``threads`` threads.
 
@@ -79,10 +96,10 @@ def native_thread_env(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in NATIVE_THREAD_VARIABLES}
 
 
-def limit_native_threads(threads: int) -> None:
-    """Limit the loaded native pools to ``threads``: BLAS for the whole process, OpenMP for the
-    calling thread (and the threads it starts)."""
-    threadpool_limits(limits=threads)
+def limit_native_threads(threads: int, *, openmp_only: bool = False) -> None:
+    """Limit the loaded native pools to ``threads``: BLAS for the whole process (unless
+    ``openmp_only``), OpenMP for the calling thread (and the threads it starts)."""
+    threadpool_limits(limits=threads, user_api="openmp" if openmp_only else None)
 
 
 def native_thread_pools() -> list[dict[str, Any]]:

@@ -63,7 +63,8 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_size = max_size
         self.on_batch_rows = on_batch_rows
-        #: Native (OpenMP/BLAS) threads of the model thread; ``None`` leaves them alone.
+        #: OpenMP threads of the model thread; ``None`` leaves them alone. (BLAS pools are
+        #: process-wide: the worker's budget sizes them.)
         self.native_threads = native_threads
         self.listeners: list[BatchListener] = []
         self._pending: list[_Item] = []
@@ -106,7 +107,7 @@ class MicroBatcher:
 
     def _init_thread(self) -> None:
         if self.native_threads is not None:
-            limit_native_threads(self.native_threads)
+            limit_native_threads(self.native_threads, openmp_only=True)
 
     async def native_thread_pools(self) -> list[dict[str, Any]]:
         """The native thread pools as threadpoolctl sees them on the model thread."""

@@ -43,7 +43,7 @@ from driftline.store import (
     open_store,
     record_handlers,
 )
-from driftline.threads import limit_native_threads, threads_per_worker
+from driftline.threads import limit_native_threads, model_thread_budget, threads_per_worker
 
 __all__ = ["ServingRuntime"]
 
@@ -87,13 +87,15 @@ class ServingRuntime:
         self.champion: ModelBundle | None = None
         #: Native (OpenMP/BLAS) threads of this worker: cores ÷ workers unless configured.
         self.native_threads = threads_per_worker(settings.workers, settings.threads_per_worker)
+        #: OpenMP threads of the model thread: 1 unless configured (see model_thread_budget).
+        self.model_threads = model_thread_budget(settings.model_threads)
         #: The pools as threadpoolctl reported them on the model thread at start-up.
         self.native_thread_pools: list[dict[str, Any]] = []
         self.batcher = MicroBatcher(
             max_wait_ms=settings.microbatch_max_wait_ms,
             max_size=settings.microbatch_max_size,
             on_batch_rows=self.metrics.batch_size.observe,
-            native_threads=self.native_threads,
+            native_threads=self.model_threads,
         )
         self.hub = EventHub(
             rate=settings.ws_max_events_per_second,

@@ -183,6 +183,7 @@ class NativeThreadPool(BaseModel):
 
 class NativeThreads(BaseModel):
     per_worker: int = Field(description="the worker's budget: cores ÷ workers unless configured")
+    model: int = Field(description="OpenMP threads of the model thread: 1 unless configured")
     model_thread: list[NativeThreadPool] = Field(
         description="the pools as threadpoolctl reported them on the model thread at start-up"
     )

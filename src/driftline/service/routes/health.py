@@ -28,6 +28,7 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         "queue_depth": writer.depth if writer else 0,
         "native_threads": {
             "per_worker": runtime.native_threads,
+            "model": runtime.model_threads,
             "model_thread": runtime.native_thread_pools,
         },
     }
