@@ -508,11 +508,12 @@ class _Batched:
     data: Dataset
     batch_rows: int
 
+    # Strings stay in Arrow: profiles only count them (see driftline.data.dataset).
     def frames(self, columns: Sequence[str]) -> Iterable[pd.DataFrame]:
-        return self.data.batches(columns, self.batch_rows)
+        return self.data.batches(columns, self.batch_rows, arrow_strings=True)
 
     def read(self, columns: Sequence[str]) -> pd.DataFrame:
-        return self.data.read(columns)
+        return self.data.read(columns, arrow_strings=True)
 
 
 def compare_datasets(

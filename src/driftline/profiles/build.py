@@ -344,7 +344,10 @@ def profile_columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, Any
         column = frame[spec.name]
         if spec.kind == "categorical":
             string = pd.api.types.is_string_dtype(column.dtype) and column.dtype != object
-            columns[spec.name] = column if string else column.to_numpy(dtype=object)
+            if string or arrow_strings(column) is not None:  # Arrow strings: counted in Arrow
+                columns[spec.name] = column
+            else:
+                columns[spec.name] = column.to_numpy(dtype=object)
         else:
             columns[spec.name] = _numeric_values(column)
     return columns
