@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -59,12 +60,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = (1, 8, 64)
@@ -150,6 +153,9 @@ class Result:
     errors: int
     ok: int  # answers with status 200 (each one a prediction the store must hold)
     client: str = "asyncio"
+    #: CPU the server's processes spent per answered request (ms), from psutil around the
+    #: run: steadier than req/s on a shared machine, where other work takes the cores.
+    cpu_ms: float = float("nan")
 
 
 def load(port: int, bodies: list[str], concurrency: int, seconds: float, ws: bool) -> Result:
@@ -284,6 +290,23 @@ def wait_workers(port: int, proc: subprocess.Popen[bytes], workers: int) -> None
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class Running:
+    """A server under test: its port, and the CPU its process tree has used so far."""
+
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+
 @contextlib.contextmanager
 def server(
     kind: str, home: Path, model_dir: Path, extra_env: dict[str, str], workers: int = 1
@@ -315,7 +338,7 @@ def server(
         wait_ready(port, proc, ready)
         if workers > 1:
             wait_workers(port, proc, workers)
-        yield port
+        yield Running(port, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -411,24 +434,33 @@ def check_stored(home: Path, tally: Tally, what: str, problems: list[str]) -> No
 
 
 def measure(
-    port: int,
+    srv: Running,
     bodies: list[str],
     concurrency: int,
     seconds: float,
     ws: bool,
     script: Path | None,
 ) -> list[Result]:
-    """One measured run per client: the built-in one, and wrk when ``script`` is given."""
-    results = [load(port, bodies, concurrency, seconds, ws)]
+    """One measured run per client: the built-in one, and wrk when ``script`` is given; each
+    with the server's CPU per answered request."""
+    runs: list[Callable[[], Result]] = [lambda: load(srv.port, bodies, concurrency, seconds, ws)]
     if script is not None:
-        results.append(load_wrk(port, script, concurrency, seconds))
+        runs.append(lambda: load_wrk(srv.port, script, concurrency, seconds))
+    results = []
+    for run_once in runs:
+        before = srv.cpu_seconds()
+        result = run_once()
+        spent = srv.cpu_seconds() - before
+        cpu_ms = 1000.0 * spent / result.ok if result.ok else float("nan")
+        results.append(dataclasses.replace(result, cpu_ms=cpu_ms))
     return results
 
 
 def _line(model: str, name: str, c: int, r: Result) -> str:
     return (
         f"  {model:6} {name:32} c={c:<3} {r.client:7} {r.rps:8.1f} req/s "
-        f"p50 {r.p50_ms:7.2f}  p95 {r.p95_ms:7.2f}  p99 {r.p99_ms:7.2f} ms  errors {r.errors}"
+        f"p50 {r.p50_ms:7.2f}  p95 {r.p95_ms:7.2f}  p99 {r.p99_ms:7.2f} ms  errors {r.errors}  "
+        f"server CPU {r.cpu_ms:.3f} ms/req"
     )
 
 
@@ -446,6 +478,7 @@ def _row(
         "p95_ms": r.p95_ms,
         "p99_ms": r.p99_ms,
         "errors": r.errors,
+        "cpu_ms": r.cpu_ms,
         **ratios,
     }
 
@@ -468,10 +501,10 @@ def run(
                 for name, (kind, env, ws) in VARIANTS.items():
                     _fresh_store(home)
                     tally = Tally()
-                    with server(kind, home, model_dir, env) as port:
-                        tally.add(load(port, bodies, 8, min(1.0, seconds), ws), 8)  # warm-up
+                    with server(kind, home, model_dir, env) as srv:
+                        tally.add(load(srv.port, bodies, 8, min(1.0, seconds), ws), 8)  # warm-up
                         for c in CONCURRENCY:
-                            for result in measure(port, bodies, c, seconds, ws, script):
+                            for result in measure(srv, bodies, c, seconds, ws, script):
                                 tally.add(result, c)
                                 key = (name, c, result.client)
                                 if key not in best or result.rps > best[key].rps:
@@ -482,7 +515,13 @@ def run(
             for (name, c, client), r in best.items():
                 bare = best[("bare", c, client)]
                 empty = best[("empty", c, client)]
-                ratios = {"ratio": r.rps / bare.rps, "ceiling": r.rps / empty.rps}
+                ratios = {
+                    "ratio": r.rps / bare.rps,
+                    "ceiling": r.rps / empty.rps,
+                    # the same ceiling in CPU: the empty endpoint's CPU per request over this
+                    # server's (what the throughput ratio tends to when the server owns a core)
+                    "cpu_ceiling": empty.cpu_ms / r.cpu_ms,
+                }
                 rows.append(_row(model, c, client, name, r, **ratios))
     rows.sort(key=lambda r: (r["model"], r["concurrency"], r["client"]))
     return rows
@@ -529,10 +568,10 @@ def run_workers(
                 for name, (count, env) in variants.items():
                     _fresh_store(home)
                     tally = Tally()
-                    with server("driftline", home, model_dir, env, workers=count) as port:
-                        tally.add(load(port, bodies, 8, min(1.0, seconds), True), 8)  # warm-up
+                    with server("driftline", home, model_dir, env, workers=count) as srv:
+                        tally.add(load(srv.port, bodies, 8, min(1.0, seconds), True), 8)  # warm-up
                         for c in WORKER_CONCURRENCY:
-                            for result in measure(port, bodies, c, seconds, True, script):
+                            for result in measure(srv, bodies, c, seconds, True, script):
                                 tally.add(result, c)
                                 key = (name, c, result.client)
                                 if key not in best or result.rps > best[key].rps:
@@ -555,7 +594,7 @@ def report_workers(rows: list[dict[str, Any]], workers: int) -> None:
 
     table = Table(title=f"Workers: driftline serve, 1 vs {workers} workers (best of repeats)")
     cols = ("model", "conc.", "client", "server", "req/s", "p50 ms", "p95 ms", "p99 ms")
-    for col in (*cols, "errors", "× 1 worker"):
+    for col in (*cols, "errors", "× 1 worker", "CPU ms/req"):
         table.add_column(col, justify="left" if col in ("model", "server", "client") else "right")
     for r in rows:
         table.add_row(
@@ -569,8 +608,9 @@ def report_workers(rows: list[dict[str, Any]], workers: int) -> None:
             f"{r['p99_ms']:.2f}",
             str(r["errors"]),
             f"{r['ratio']:.2f}",
+            f"{r['cpu_ms']:.3f}",
         )
-    console = Console(width=130)
+    console = Console(width=150)
     console.print(table)
     name = f"{workers} workers"
     for client in sorted({r["client"] for r in rows}):
@@ -608,7 +648,7 @@ def report(rows: list[dict[str, Any]]) -> None:
 
     table = Table(title="Serving: empty endpoint, bare FastAPI and driftline (best of repeats)")
     cols = ("model", "conc.", "client", "server", "req/s", "p50 ms", "p95 ms", "p99 ms")
-    for col in (*cols, "errors", "× bare", "× empty"):
+    for col in (*cols, "errors", "× bare", "× empty", "CPU ms/req", "× empty CPU"):
         table.add_column(col, justify="left" if col in ("model", "server", "client") else "right")
     for r in rows:
         table.add_row(
@@ -623,8 +663,10 @@ def report(rows: list[dict[str, Any]]) -> None:
             str(r["errors"]),
             f"{r['ratio']:.2f}",
             f"{r['ceiling']:.2f}",
+            f"{r['cpu_ms']:.3f}",
+            f"{r['cpu_ceiling']:.2f}",
         )
-    console = Console(width=140)
+    console = Console(width=175)
     console.print(table)
     by = {(r["model"], r["concurrency"], r["server"], r["client"]): r for r in rows}
     for client in sorted({r["client"] for r in rows}):
@@ -635,6 +677,13 @@ def report(rows: list[dict[str, Any]]) -> None:
                 f"  logreg c=64 driftline ≥ {CEILING_TARGET:.0%} of the empty endpoint: "
                 f"{r['ceiling']:.0%} ({r['rps']:.0f} req/s, {r['ratio']:.1f}x bare) → "
                 f"{'MET' if r['ceiling'] >= CEILING_TARGET else 'MISSED'}"
+            )
+            console.print(
+                f"    in server CPU per request (steadier on a shared machine): "
+                f"{r['cpu_ms']:.3f} ms vs the empty endpoint's "
+                f"{by[('logreg', 64, 'empty', client)]['cpu_ms']:.3f} ms = "
+                f"{r['cpu_ceiling']:.0%} → "
+                f"{'MET' if r['cpu_ceiling'] >= CEILING_TARGET else 'MISSED'}"
             )
         for model in MODELS:
             key = (model, 8, "driftline", client)
