@@ -139,6 +139,22 @@ def test_sketch_and_calibrator_serialize_to_json_exactly() -> None:
     assert np.array_equal(restored.transform(proba), cal.transform(proba))
 
 
+def test_the_fingerprint_follows_a_refit() -> None:
+    """The fingerprint is kept between sketches, yet a refit on other data changes it (and a
+    refit on the same data gives the same one)."""
+    labels, proba = calibrated_model(31, 2_000, 2)
+    cal = Calibrator().fit(labels, proba, classes=[0, 1])
+    first = cal.fingerprint
+    assert cal.sketch(proba[:10]).calibrator == first == cal.fingerprint
+    other_labels, other_proba = calibrated_model(32, 2_000, 2)
+    cal.fit(other_labels, other_proba, classes=[0, 1])
+    assert cal.fingerprint != first
+    assert (
+        cal.fingerprint == Calibrator().fit(other_labels, other_proba, classes=[0, 1]).fingerprint
+    )
+    assert cal.fit(labels, proba, classes=[0, 1]).fingerprint == first
+
+
 def test_sketches_of_different_calibrators_do_not_merge() -> None:
     _, proba = calibrated_model(1, 50, 2)
     with pytest.raises(DataError, match="cannot merge"):

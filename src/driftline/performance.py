@@ -440,9 +440,27 @@ class Calibrator:
 
     @property
     def fingerprint(self) -> str:
-        """Short hash of the fitted calibrator; only sketches with equal ones can merge."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Short hash of the fitted calibrator; only sketches with equal ones can merge.
+
+        Kept while the fitted state is the same objects: every window sketch (one per
+        micro-batch when serving) asks for it, and hashing the knots each time cost ~0.5% of
+        the server's CPU under load. Refitting or assigning new knots or edges recomputes it.
+        """
+        self._fitted()
+        key = (
+            id(self.knots_),
+            id(self.edges_),
+            self.classes_,
+            self.n_reference_,
+            self.method,
+            self.n_bins,
+        )
+        cached: tuple[Any, str] | None = self.__dict__.get("_fingerprint")
+        if cached is None or cached[0] != key:
+            text = json.dumps(self.to_dict(), sort_keys=True)
+            cached = (key, hashlib.sha256(text.encode()).hexdigest()[:16])
+            self._fingerprint = cached
+        return cached[1]
 
 
 # --- the mergeable sketch -----------------------------------------------------------------------

@@ -384,9 +384,13 @@ def test_the_extremes_the_edge_accepts_are_stored(
         )
         assert r.status_code == 200, r.text
         r = c.post("/labels", json={"request_id": rid, "label": label})
-        assert r.status_code == 200 and r.json()["durable"] == "store", r.text
+        # Durable either way: on a loaded machine a commit that misses the writer's deadline
+        # marks the store down for a moment and the label goes to the spill log; flush()
+        # replays it. What this test is about is that the store then holds every extreme.
+        assert r.status_code == 200 and r.json()["durable"] in {"store", "spill"}, r.text
         writer = runtime(c).writer
         assert writer is not None and writer.flush(10)
+        assert writer.spill_pending == 0 and writer.dead_lettered_total == 0
         [item] = c.get("/predictions").json()["items"]
     assert item["request_id"] == rid
     assert item["features"]["home_ownership"] == category

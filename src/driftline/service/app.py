@@ -8,14 +8,12 @@ writer, registry, champion, batcher) and stops it gracefully (the writer drains 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import driftline
 from driftline.config import Settings, check_access
@@ -60,36 +58,6 @@ endpoints need `Authorization: Bearer <DRIFTLINE_ADMIN_TOKEN>`; `POST /labels` n
 `/alerts`, `/audit`, `/dashboard/state`) needs `DRIFTLINE_READ_TOKEN` when those are set (the
 admin token also works).
 """
-
-
-class MetricsMiddleware:
-    """Counts requests and times them per endpoint template (pure ASGI: no per-request task)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            metrics = self.metrics
-            metrics.child(metrics.http_requests, endpoint, scope["method"], str(status)).inc()
-            metrics.child(metrics.http_duration, endpoint).observe(time.perf_counter() - started)
 
 
 def create_app(
@@ -138,11 +106,12 @@ def create_app(
     )
     for module in (*routers, dashboard):
         app.include_router(module.router)
-    # Innermost first: the request context and the metrics see the 400s and 413s too.
+    # Innermost first: the request context (and its metrics) see the 400s and 413s too.
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
     app.add_middleware(HeaderCheckMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.add_middleware(
+        RequestContextMiddleware, access_log=settings.access_log, metrics=runtime.metrics
+    )
     return app
 
 

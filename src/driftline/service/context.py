@@ -1,4 +1,5 @@
-"""The request context of every HTTP request: its id, its span and its access-log line.
+"""The request context of every HTTP request: its id, its span, its metrics and its
+access-log line.
 
 The id comes from the client's ``X-Request-ID`` header when it is usable (1 to 128 visible
 ASCII characters, :func:`driftline.limits.valid_request_id`), else it is generated;
@@ -7,12 +8,17 @@ ASCII characters, :func:`driftline.limits.valid_request_id`), else it is generat
 be echoed in a header). It is bound in a context variable
 for the whole request, so every log line carries it, and echoed in the ``X-Request-ID`` header
 of the answer.
+
+The same middleware counts and times the request for Prometheus: both need the request's
+status and duration, and one layer fewer on every request is measurable at thousands of
+requests a second (each pure-ASGI layer wraps ``send`` once more).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +31,9 @@ from driftline.logs import (
     valid_request_id,
 )
 
+if TYPE_CHECKING:
+    from driftline.service.metrics import ServiceMetrics
+
 __all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware"]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -33,13 +42,17 @@ access_log = logging.getLogger("driftline.access")
 
 
 class RequestContextMiddleware:
-    """Binds the request id, opens the request's server span and, when ``access_log`` is on,
-    logs one line per request (pure ASGI: the handler runs in this task, so the context
-    variable it may update is the one read here)."""
+    """Binds the request id, opens the request's server span, counts and times the request
+    per endpoint template in ``metrics`` (when given) and, when ``access_log`` is on, logs one
+    line per request (pure ASGI: the handler runs in this task, so the context variable it may
+    update is the one read here)."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = False, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +87,10 @@ class RequestContextMiddleware:
             method, headers, {"http.request.method": method, "url.path": path}
         ) as span:
             # An exception leaves the id bound: the server logs it next, in this same task.
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                self._count(scope, method, status, started)
             route = getattr(scope.get("route"), "path", None)
             if span.is_recording():
                 span.update_name(f"{method} {route}" if route else method)
@@ -101,3 +117,12 @@ class RequestContextMiddleware:
                 },
             )
         unbind_request(token)
+
+    def _count(self, scope: Scope, method: str, status: int, started: float) -> None:
+        """The request in the HTTP metrics, by endpoint template (an exception counts as 500)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        endpoint = getattr(scope.get("route"), "path", None) or "unmatched"
+        metrics.child(metrics.http_requests, endpoint, method, str(status)).inc()
+        metrics.child(metrics.http_duration, endpoint).observe(time.perf_counter() - started)
