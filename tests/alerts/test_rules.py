@@ -4,7 +4,12 @@ deploy/prometheus/alerts.yml."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -527,3 +532,64 @@ def test_traffic_drop() -> None:
     assert judge("DriftlineTrafficDrop", snap, history=history, now=now)[2] is False
     snap, history, now = traffic([0] * 60 + [1] * 10)  # no traffic before: cannot compare
     assert judge("DriftlineTrafficDrop", snap, history=history, now=now)[2] is False
+
+
+def test_vanished_series_go_stale_with_several_workers(tmp_path: Path) -> None:
+    """With ``--workers N`` (PROMETHEUS_MULTIPROC_DIR) a series that vanished from a report,
+    a replaced champion or a resolved alert must not keep its last value: prometheus_client
+    cannot clear series there (it only warned), so a dropped feature stayed "critical" and
+    kept its alert firing. Run in a fresh interpreter: the client picks its multi-process
+    storage at import."""
+    script = textwrap.dedent(
+        """
+        import json, math, warnings
+        warnings.simplefilter("error")  # prometheus_client's "clearing labels" warning
+        from prometheus_client import CollectorRegistry, multiprocess
+        from prometheus_client.parser import text_string_to_metric_families
+        from driftline.monitoring.exporter import export_report
+        from driftline.service.metrics import ServiceMetrics
+
+        m = ServiceMetrics()
+        def feature(name, severity):
+            return {"feature": name, "severity": severity, "method": "ks", "statistic": 0.3,
+                    "p_adjusted": 0.001, "effect_size": 0.4, "effect_name": "w",
+                    "missing_rate_current": 0.0}
+        failure = {"check": "range", "severity": "critical", "passed": False}
+        export_report(m, {"ts": 1.0, "data_drift": {"severity": "critical",
+                      "features": [feature("a", "none"), feature("b", "critical")]},
+                      "quality": {"findings": [failure]}})
+        export_report(m, {"ts": 2.0, "data_drift": {"severity": "none",
+                      "features": [feature("a", "warning")]}, "quality": {"findings": []}})
+        m.set_model("champion", 1, "logreg")
+        m.set_model("champion", 2, "hgb")
+        m.alerts_firing.labels(alertname="X", severity="critical").set(1)
+        m.forget(m.alerts_firing, 0.0)
+        text = m.render().decode()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                key = s.name + json.dumps(dict(sorted(s.labels.items())))
+                out[key] = None if math.isnan(s.value) else s.value
+        print(json.dumps(out))
+        """
+    )
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    severity = "driftline_feature_drift_severity"
+    assert got[severity + '{"feature": "a"}'] == 1  # the current report's value
+    assert got[severity + '{"feature": "b"}'] is None  # vanished: NaN, no rule fires on it
+    assert got['driftline_quality_check_failures{"check": "range", "severity": "critical"}'] == 0
+    assert got['driftline_model_info{"kind": "hgb", "version": "2"}'] == 1
+    assert got['driftline_model_info{"kind": "logreg", "version": "1"}'] == 0
+    assert got['driftline_alerts_firing{"alertname": "X", "severity": "critical"}'] == 0

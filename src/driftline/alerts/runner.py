@@ -165,7 +165,7 @@ class AlertRunner:
             queries.put_state(self.engine_key, engine.to_dict(), session=session)
         for notification in notifications:
             self._deliver(notification)
-        self.metrics.alerts_firing.clear()
+        self.metrics.forget(self.metrics.alerts_firing, 0.0)
         counts = Counter((e.alert.name, e.alert.severity) for e in after.values())
         for (name, severity), n in counts.items():
             self.metrics.alerts_firing.labels(alertname=name, severity=severity).set(n)

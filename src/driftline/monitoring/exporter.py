@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,9 @@ def export_report(metrics: ServiceMetrics, body: dict[str, Any]) -> None:
         metrics.feature_drift_effect_size,
         metrics.feature_drift_severity,
         metrics.feature_missing_rate,
-        metrics.quality_failures,
     ):
-        gauge.clear()
+        metrics.forget(gauge, math.nan)  # no current value (see ServiceMetrics.forget)
+    metrics.forget(metrics.quality_failures, 0.0)
     for feature in drift.get("features", []):
         name = feature["feature"]
         if feature.get("statistic") is not None:

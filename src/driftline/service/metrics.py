@@ -10,7 +10,7 @@ process (tests). With ``driftline serve --workers N`` the workers share
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,7 +24,12 @@ from prometheus_client import (
 
 from driftline.store.writer import WriterListener
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics", "WriterMetricsListener", "multiprocess_dir"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "ServiceMetrics",
+    "WriterMetricsListener",
+    "multiprocess_dir",
+]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -435,10 +440,30 @@ class ServiceMetrics:
             return bytes(generate_latest(merged))
         return bytes(generate_latest(self.registry))
 
+    @staticmethod
+    def forget(gauge: Gauge, stale: float) -> None:
+        """Drop every labelled series of ``gauge`` before it is set afresh (features of a new
+        report, the served version, firing alerts).
+
+        One process: ``clear()``. Several workers: prometheus_client cannot remove a series
+        from the shared files (``clear()`` only warns), so a series that vanished would keep
+        its last value forever -- a dropped feature's "critical" severity would keep an alert
+        rule firing. There each series this process wrote is set to ``stale`` instead: 0 for
+        counts and flags, NaN for "no current value" (every comparison with NaN is false, so
+        no rule fires on it); the series set again right after overwrite it.
+        """
+        if multiprocess_dir() is None:
+            gauge.clear()
+            return
+        with gauge._lock:  # prometheus_client keeps a metric's children there
+            children = cast("list[Gauge]", list(gauge._metrics.values()))
+        for child in children:
+            child.set(stale)
+
     def set_model(self, alias: str, version: int | None, kind: str | None = None) -> None:
         self.model_version.labels(alias=alias).set(version or 0)
         if alias == "champion":
-            self.model_info.clear()
+            self.forget(self.model_info, 0.0)
             if version is not None:
                 self.model_info.labels(version=str(version), kind=kind or "unknown").set(1)
             self.model_loaded.set(1 if version is not None else 0)
