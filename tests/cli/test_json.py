@@ -45,6 +45,7 @@ TABLE_COMMANDS = [
     ("anomaly", "compare"),
     ("anomaly", "train"),
     ("anomaly", "import-prometheus"),
+    ("db", "dead-letters"),
 ]
 
 

@@ -369,3 +369,40 @@ def test_a_writer_that_can_neither_write_nor_spill_is_reported_stuck(
     writer.stop()
     assert writer.spilled_total == 1
     assert not any(p.startswith("store writer stuck") for p in writer.problems(0.5))
+
+
+def test_the_cli_lists_the_dead_letters_with_their_errors(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    """`driftline db dead-letters`: what the writer refused, with the store's error, as a table
+    and as JSON (the record parsed back, NUL and all)."""
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+
+    bad = poisons(backend_of(store))
+    writer, _ = make_writer(store, tmp_path / "spill")
+    writer.start()
+    for row in [*good_rows("cli")[:20], *(r for _, r, _ in bad)]:
+        assert writer.offer("prediction", row)
+    assert writer.flush(60)
+    writer.stop()
+    home = tmp_path / "home"
+    env = {"DRIFTLINE_DATABASE_URL": db_url, "COLUMNS": "200"}
+    runner = CliRunner()
+    result = runner.invoke(app, ["--home", str(home), "db", "dead-letters", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert sorted(d["record"]["request_id"] for d in listed) == sorted(r for r, _, _ in bad)
+    for d, (_, _, word) in zip(
+        sorted(listed, key=lambda d: d["record"]["request_id"]),
+        sorted(bad, key=lambda b: b[0]),
+        strict=True,
+    ):
+        assert d["kind"] == "prediction" and word in d["error"]
+    only_labels = ["--home", str(home), "db", "dead-letters", "--kind", "label", "--json"]
+    assert json.loads(runner.invoke(app, only_labels, env=env).stdout) == []
+    table = runner.invoke(app, ["--home", str(home), "db", "dead-letters"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "Dead letters" in table.stdout
+    assert all(d["error"].split()[0] in table.stdout for d in listed)

@@ -65,6 +65,7 @@ def _root(
     # Settings load on first use (see State): Click runs this callback before it reads a
     # subcommand's --help, and a help screen must not wait for pydantic-settings.
     ctx.obj = State(home=home)
+    ctx.call_on_close(ctx.obj.close)  # the store's connections, closed when the command ends
 
 
 for _module in (demo, train, serve, models, batch, monitor, loop, audit, streams, data, loadtest):

@@ -117,6 +117,14 @@ class State:
             )
         return self._store
 
+    def close(self) -> None:
+        """Close the store's connections if a command opened them (a PostgreSQL pool left to
+        the garbage collector is closed late, with a ResourceWarning per connection)."""
+        if self._store is not None:
+            self._store.dispose()
+            self._store = None
+        self._registry = None
+
     @property
     def registry(self) -> Registry:
         if self._registry is None:
