@@ -46,6 +46,9 @@ ONE_WORKER_GROUPS = {
 
 _alone_tests = pytest.StashKey[int]()
 
+#: Seconds a ``slow`` test may take before pytest-timeout stops it (see below).
+SLOW_TEST_TIMEOUT = 600
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``alone`` go first (the others wait for them: ``tests/support/alone.py``),
@@ -59,6 +62,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     )  # stable
     config.stash[_alone_tests] = sum(1 for i in items if i.get_closest_marker(alone.MARK))
+    # The hang guard of an end-to-end test: servers, brokers and subprocesses start in seconds
+    # on an idle machine and in minutes on 2 cores shared with other work (the suite must pass
+    # beside `stress-ng --cpu 2`); pyproject's 300 s stays the guard of every other test.
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
 
 
 @pytest.hookimpl(optionalhook=True)

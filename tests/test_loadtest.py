@@ -114,7 +114,7 @@ def served(settings: Settings, trained_bundle: ModelBundle) -> Iterator[str]:
     store = open_store(settings.database_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
-    with serve_subprocess(settings.home, timeout=60) as url:
+    with serve_subprocess(settings.home) as url:
         yield url
 
 

@@ -247,6 +247,8 @@ def _with_port(command: list[str], port: int) -> list[str]:
 
 @pytest.mark.postgres
 @pytest.mark.slow
+# Four processes start (MLflow, migration, replica, leader): minutes on a busy machine.
+@pytest.mark.timeout(900)
 def test_the_stacks_commands_run_against_postgres(pg_url: str, tmp_path: Path) -> None:
     """migrate, the MLflow server, an API replica and the leader, each started with its compose
     command and environment; a model trained through the MLflow server serves on both, and both

@@ -68,7 +68,7 @@ def service(
     store = open_store(settings.database_url)
     Registry.from_settings(settings, store).register(trained_bundle, actor="test")
     store.dispose()
-    with serve_subprocess(settings.home, timeout=40) as url:
+    with serve_subprocess(settings.home) as url:
         yield url
 
 

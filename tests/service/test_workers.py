@@ -49,7 +49,7 @@ def test_two_workers_share_state_and_converge_on_alias_moves(
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_ready(url, proc, timeout=90)
+        wait_ready(url, proc)
         with httpx.Client(base_url=url, timeout=5) as client:
             workers = set()
             for i in range(80):

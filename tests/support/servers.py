@@ -15,10 +15,15 @@ from pathlib import Path
 
 import httpx
 
+#: How long a test waits for a server to become ready. Start-up is mostly imports (scikit-learn,
+#: MLflow, SQLAlchemy...): ~3 s on an idle machine, over a minute on 2 cores shared with other
+#: work. This bounds a hang; it is not a speed requirement.
+START_TIMEOUT = 240.0
+
 
 @contextmanager
 def serve_subprocess(
-    home: Path, *, env: dict[str, str] | None = None, timeout: float = 60
+    home: Path, *, env: dict[str, str] | None = None, timeout: float = START_TIMEOUT
 ) -> Iterator[str]:
     """Yield the base URL of a ready server using ``home``; its log is ``home/serve.log``."""
     port = free_port()
@@ -55,7 +60,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
     """Until ``url/ready`` answers 200; fails when the process exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
