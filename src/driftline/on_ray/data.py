@@ -19,23 +19,14 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from driftline.comparison import Part, Rows, _Batched
-from driftline.errors import ConfigurationError, DataError
+from driftline.errors import DataError
+from driftline.on_ray.local import ensure_ray
 from driftline.profiles import DatasetProfile, merge_all
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["count_on_ray", "profile_block"]
-
-
-def _ray() -> Any:
-    try:
-        import ray  # noqa: PLC0415 — the ray extra
-    except ImportError as exc:  # pragma: no cover - exercised without the extra
-        raise ConfigurationError("engine 'ray' needs Ray: pip install 'driftline[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    return ray
 
 
 def profile_block(
@@ -55,7 +46,7 @@ def count_on_ray(profile: DatasetProfile, part: Part, rows: Rows, what: str) -> 
     """
     if not isinstance(rows, _Batched):
         raise DataError("engine 'ray' reads files or datasets, not in-memory frames")
-    ray = _ray()
+    ray = ensure_ray()
     data = rows.data
     columns = list(dict.fromkeys(part.raw))
     with warnings.catch_warnings():

@@ -42,6 +42,7 @@ from typing import Any
 
 from driftline.config import Settings
 from driftline.errors import ConfigurationError
+from driftline.on_ray.local import ensure_ray
 
 __all__ = [
     "APP_NAME",
@@ -180,11 +181,8 @@ def run(
     With ``blocking`` it returns on ``Ctrl-C``/``SIGTERM`` after a graceful shutdown of the
     application (every replica drains its writer).
     """
-    import ray  # noqa: PLC0415 — the ray extra
-
     serve = serve_api()
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    ensure_ray()
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_application(settings, options), name=APP_NAME, route_prefix="/")
     if not blocking:
