@@ -14,7 +14,7 @@ from tests.support.datasets import assert_same_comparison, dataset_rows, write_p
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # a hang guard: Ray's start-up alone takes minutes beside a busy suite
+@pytest.mark.timeout(600)  # a hang guard: ~70 s with setup beside stress-ng --cpu 2
 def test_ray_counts_every_block_as_the_single_process_path(ray_local: Any, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
