@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.models import ModelBundle, Predictions
 from driftline.schema import FeatureSchema, FeatureSpec
@@ -122,3 +124,43 @@ def test_listeners_see_every_batch() -> None:
 
     run(scenario())
     assert sum(seen) == 20
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=60),
+    max_size=st.integers(min_value=1, max_value=24),
+)
+def test_batches_respect_the_size_cap_whatever_the_request_sizes(
+    sizes: list[int], max_size: int
+) -> None:
+    """Requests of many sizes at once: every row is predicted once and in its own request's
+    answer, no model call takes more than ``max_size`` rows unless one request alone is
+    larger, and nothing stays counted as pending afterwards (the batcher keeps a running row
+    count instead of summing its queue)."""
+    model = CountingModel()
+    b = bundle(model)
+
+    async def scenario() -> tuple[list[Any], int]:
+        batcher = MicroBatcher(max_wait_ms=1.0, max_size=max_size)
+        await batcher.start()
+        results = await asyncio.gather(
+            *(
+                batcher.predict(b, [{"x": (i + j) % 10} for j in range(n)])
+                for i, n in enumerate(sizes)
+            )
+        )
+        left = batcher._rows_pending()
+        await batcher.stop()
+        return results, left
+
+    results, left = run(scenario())
+    assert left == 0
+    assert sum(model.calls) == sum(sizes)
+    assert all(c <= max(max_size, *sizes) for c in model.calls)
+    if max(sizes) <= max_size:
+        assert max(model.calls) <= max_size
+    for i, (n, answer) in enumerate(zip(sizes, results, strict=True)):
+        assert [r.probabilities["1"] for r in answer] == pytest.approx(
+            [((i + j) % 10) / 10 for j in range(n)]
+        )

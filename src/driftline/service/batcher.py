@@ -12,6 +12,7 @@ A failing batch is retried row by row: one bad row fails only its own request.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -67,7 +68,10 @@ class MicroBatcher:
         #: process-wide: the worker's budget sizes them.)
         self.native_threads = native_threads
         self.listeners: list[BatchListener] = []
-        self._pending: list[_Item] = []
+        self._pending: collections.deque[_Item] = collections.deque()
+        # Rows in _pending, kept as items come and go: the gathering loop asks every 0.2 ms
+        # (summing the queue each time cost ~1 % of the server's CPU at 64 requests in flight).
+        self._pending_rows = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(
@@ -99,6 +103,7 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(RuntimeError("the server is stopping"))
                 self._pending.clear()
+                self._pending_rows = 0
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -122,6 +127,7 @@ class MicroBatcher:
             raise RuntimeError("MicroBatcher.start() was not awaited")
         future: asyncio.Future[list[RowResult]] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(bundle, records, future, current_request_id()))
+        self._pending_rows += len(records)
         self._wakeup.set()
         return await future
 
@@ -157,7 +163,7 @@ class MicroBatcher:
                 await asyncio.sleep(min(0.0002, self.max_wait))
 
     def _rows_pending(self) -> int:
-        return sum(len(i.records) for i in self._pending)
+        return self._pending_rows
 
     def _take(self) -> list[_Item]:
         taken: list[_Item] = []
@@ -165,9 +171,10 @@ class MicroBatcher:
         while self._pending and (
             not taken or rows + len(self._pending[0].records) <= self.max_size
         ):
-            item = self._pending.pop(0)
+            item = self._pending.popleft()
             taken.append(item)
             rows += len(item.records)
+        self._pending_rows -= rows
         return taken
 
     # --- on the model thread ----------------------------------------------------------------
