@@ -406,3 +406,52 @@ def test_the_cli_lists_the_dead_letters_with_their_errors(
     assert table.exit_code == 0, table.output
     assert "Dead letters" in table.stdout
     assert all(d["error"].split()[0] in table.stdout for d in listed)
+
+
+class SlowStore:
+    """Inserters as a loaded store answers them: while ``slow``, each transaction takes
+    ``delay`` seconds; with ``fail`` set it then fails (a statement timeout), so nothing of
+    it lands."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.slow = True
+        self.fail = False
+
+    def predictions(self, rows: Sequence[dict[str, Any]], session: Session) -> None:
+        if self.slow:
+            time.sleep(self.delay)
+            if self.fail:
+                raise OperationalError("INSERT", {}, Exception("canceling statement"))
+        queries.insert_predictions(rows, session=session)
+
+
+def test_a_graceful_stop_moves_the_spill_into_a_slow_store(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Records spilled while the store was too slow for the serving deadline go into the
+    store at a graceful stop if it answers at all, even slower than that deadline: no request
+    waits any more. (The stop used the serving deadline and left the spill file behind.)"""
+    slow = SlowStore(delay=0.6)  # over the 0.25 s commit deadline, under the 2 s sync one
+    writer = StoreWriter(
+        sqlite_store.engine,
+        sqlite_store.sessions,
+        {"prediction": slow.predictions},
+        tmp_path / "spill",
+        flush_interval=0.2,
+        retry_interval=3600,  # no background replay: only the stop moves the spill
+    )
+    assert writer.commit_timeout < slow.delay < writer.sync_timeout
+    writer.start()
+    slow.fail = True
+    for i in range(40):
+        assert writer.offer("prediction", prediction(f"s{i}", 1.0))
+    deadline = time.monotonic() + 30
+    while writer.spilled_total < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.spilled_total == 40 and stored(sqlite_store)[1] == 0
+    slow.fail = False  # still slow, but every transaction now lands
+    writer.stop()
+    ids, count = stored(sqlite_store)
+    assert ids == {f"s{i}" for i in range(40)} and count == 40
+    assert not list((tmp_path / "spill").glob("spill-*.jsonl"))

@@ -179,6 +179,12 @@ class _Caller:
         self._jobs.put(call)
         return call.wait(timeout)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a call given up on to return; ``True`` if none
+        is running any more."""
+        current = self.current
+        return current is None or current.done.wait(max(0.0, timeout))
+
     def close(self) -> None:
         """Let the helper thread end (after the call in hand, if one hangs)."""
         if self._thread is not None:
@@ -532,23 +538,33 @@ class StoreWriter:
         else:  # budget spent: go on right after the next batch
             self._next_probe = 0.0
 
-    def _probe(self) -> bool:
+    def _probe(self, timeout: float | None = None) -> bool:
         if self._caller.busy:
             return False
         try:
             return bool(
-                self._caller(functools.partial(is_reachable, self.engine), self.commit_timeout)
+                self._caller(
+                    functools.partial(is_reachable, self.engine),
+                    self.commit_timeout if timeout is None else timeout,
+                )
             )
         except StoreTimeoutError:
             return False
 
     def _finish(self) -> None:
         """On a graceful stop: move what was spilled into the store if it answers now;
-        otherwise the spill file stays for the next process to replay."""
+        otherwise the spill file stays for the next process to replay. No request waits on
+        the writer any more, so each transaction gets ``sync_timeout`` (as a label write
+        does), not the serving deadline: a store that is slow but up -- a loaded machine --
+        takes the spill now instead of leaving it to the next start. A call given up on
+        earlier gets the same time to return first (a hung one -- a silent network -- does
+        not, and the spill file stays)."""
         self._collect_late()
         wanted = self._replay_wanted or self.spill.pending
-        reachable = wanted and (self._store_up or self._probe())
-        if reachable and self._replay(None, self._caller) == "done":
+        if wanted:  # a slow call given up on may still hold the store connection
+            self._caller.wait_idle(self.sync_timeout)
+        reachable = wanted and (self._store_up or self._probe(self.sync_timeout))
+        if reachable and self._replay(None, self._caller, timeout=self.sync_timeout) == "done":
             self._mark_up()
         self.spill.release()
 
