@@ -124,7 +124,8 @@ class ConceptDriftMonitor:
     over the three splits, at level ``alpha``, and an increase of at least ``min_increase``
     (significance and effect size). Nothing is confirmed before ``min_samples`` bits are in
     the buffer. A warning not confirmed within ``0.75 * buffer_size`` bits (counted from when
-    the guard lifts, if later; 2,250 bits by default) is dropped as rejected; an improvement found by ADWIN drops it too.
+    the guard lifts, if later; 2,250 bits by default) is dropped as rejected; an improvement
+    found by ADWIN drops it too.
 
     On confirmation ``drift_detected`` is true for that update, the sample index is recorded,
     and the detectors and the buffer start afresh so the new regime becomes the baseline;
