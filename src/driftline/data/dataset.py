@@ -153,10 +153,12 @@ class Dataset:
             return self.arrow(), None
         import pyarrow as pa  # noqa: PLC0415 — pyarrow only when files are read
 
-        schema = self.arrow().schema
+        plain = self.arrow()
         wanted = set(columns)
-        strings = [f.name for f in schema if f.name in wanted and _is_string(pa, f.type)]
-        return self.arrow(dictionary_columns=strings), _arrow_string_mapper(pa)
+        strings = [f.name for f in plain.schema if f.name in wanted and _is_string(pa, f.type)]
+        # Only string columns need the dictionary reader (a numeric column read as before).
+        dataset = self.arrow(dictionary_columns=strings) if strings else plain
+        return dataset, _arrow_string_mapper(pa)
 
 
 def _is_string(pa: Any, arrow_type: Any) -> bool:
